@@ -1,0 +1,116 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every InferenceKit target shares: Swift 6 language mode (complete
+/// strict concurrency) and `ExistentialAny`, so each `any` is visible.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "InferenceKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "TensorCoreBLAS", targets: ["TensorCoreBLAS"]),
+        .library(name: "TensorCoreOpenCL", targets: ["TensorCoreOpenCL"]),
+        .library(name: "Quantization", targets: ["Quantization"]),
+        .library(name: "KVPaging", targets: ["KVPaging"]),
+        .library(name: "Scheduling", targets: ["Scheduling"]),
+        .library(name: "Routing", targets: ["Routing"]),
+        .library(name: "CostModel", targets: ["CostModel"]),
+        .executable(name: "inferkit", targets: ["inferkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: C shims
+        .systemLibrary(
+            name: "CInferenceKitBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CInferenceKitOpenCL",
+            pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]
+        ),
+
+        // MARK: Compute
+        .target(name: "TensorCore", swiftSettings: swiftSettings),
+        .target(
+            name: "TensorCoreBLAS",
+            dependencies: ["TensorCore", "CInferenceKitBLAS"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TensorCoreOpenCL",
+            dependencies: ["TensorCore", "CInferenceKitOpenCL"],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "Quantization", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
+        .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
+
+        // MARK: Planning, scheduling, routing
+        .target(name: "CostModel", swiftSettings: swiftSettings),
+        .target(name: "Scheduling", dependencies: ["KVPaging", "CostModel"], swiftSettings: swiftSettings),
+        .target(
+            name: "Routing",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Benchmarks and the command-line tool
+        .target(
+            name: "InferenceKitBenchmarks",
+            dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL", "CInferenceKitBLAS"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "inferkit-benchmarks",
+            dependencies: [
+                "InferenceKitBenchmarks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/Runner",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "inferkit",
+            dependencies: [
+                "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
+                "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
+                "InferenceKitBenchmarks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Examples
+        .executableTarget(
+            name: "BackendTour",
+            dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
+            path: "Examples/BackendTour",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "TensorCoreTests",
+            dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef CINFERENCEKIT_BLAS_SHIM_H
+#define CINFERENCEKIT_BLAS_SHIM_H
+#include <cblas.h>
+#endif

@@ -1,0 +1,7 @@
+#ifndef CINFERENCEKIT_OPENCL_SHIM_H
+#define CINFERENCEKIT_OPENCL_SHIM_H
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#endif

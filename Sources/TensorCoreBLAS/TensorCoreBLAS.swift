@@ -1,0 +1,1 @@
+// TensorCoreBLAS — implementation lands with its issue; this file keeps the target buildable.

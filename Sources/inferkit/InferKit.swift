@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// `inferkit` — one executable, one subcommand per module.
+@main
+struct InferKit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inferkit",
+        abstract: "Plan, run and operate LLM inference: sizing, kernels, scheduling, gateways.",
+        subcommands: [Bench.self, Backends.self]
+    )
+}
+
+/// `inferkit bench …` — the benchmark harness.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run benchmarks (kernels on every available backend, and more).",
+        subcommands: []
+    )
+}
