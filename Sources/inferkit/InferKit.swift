@@ -6,7 +6,10 @@ struct InferKit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inferkit",
         abstract: "Plan, run and operate LLM inference: sizing, kernels, scheduling, gateways.",
-        subcommands: [Bench.self, Backends.self]
+        subcommands: [
+            Backends.self,
+            Bench.self,
+        ]
     )
 }
 
@@ -14,6 +17,7 @@ struct InferKit: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
-        subcommands: []
+        subcommands: [
+        ]
     )
 }
