@@ -9,15 +9,19 @@ enum KernelSource {
     /// Names of every kernel in ``source``; each is created once after the build.
     static let kernelNames = [
         "pack_a", "pack_b", "matmul_vector", "matmul_tiled",
-        "attention", "softmax_rows", "rms_norm_rows", "rope", "silu", "add_broadcast", "mul_broadcast",
+        "attention", "attention_blocked", "softmax_rows", "rms_norm_rows", "rope", "silu", "add_broadcast", "mul_broadcast",
     ]
 
     /// Rows of one register block of the CPU matmul.
     static let vectorRows = 8
     /// Columns of one register block of the CPU matmul (one `float16`).
     static let vectorColumns = 16
-    /// Keys scored per online-softmax step in the attention kernel.
+    /// Keys scored per online-softmax step in the row-wise attention kernel.
     static let attentionBlock = 32
+    /// Query rows per work-item of the register-blocked attention kernel.
+    static let attentionQueryRows = 8
+    /// Keys per step of the register-blocked attention kernel (one `float16`).
+    static let attentionKeyBlock = 16
 
     static let source = #"""
 #ifndef TILE_RTS
@@ -222,6 +226,136 @@ __kernel void attention(__global const float* q, __global const float* k, __glob
     }
     float inv = 1.0f / l;
     for (int x = 0; x < D; x++) orow[x] *= inv;
+}
+
+/* ---------------------------------------------------------------------------
+ * Register-blocked attention for CPU devices.
+ * One work-item per block of QR = 8 rows of one kv head, the rows running over the (query head of the
+ * group, query index) pairs, so GQA heads that share K/V share its loads (decode with Tq = 1 and 4 heads
+ * per kv head fills half a block instead of one row in eight). Per block of KB = 16 keys:
+ *   S (8 x 16) = Q_rows . K[j0:j0+16]^T: dot products 16 dimensions at a time (float16), reduced per
+ *     (row, key); scaled; masked (causal rows see keys j <= i + Tk - Tq; keys past Tk none);
+ *   online softmax per row: running max m and normaliser l, corr = exp(m_old - m_new);
+ *   O (8 x D, in the acc scratch rows) = O * corr + P . V[j0:j0+16, :], 16 dimensions at a time in
+ *     eight float16 registers.
+ * Finally out = O / l for the rows that exist. (Pre-transposing K to [D, Tk] for broadcast-FMA scores
+ * measured slower: the transpose costs two extra passes over K, which dominates decode.)
+ * global: (ceil(group*Tq/8), Hkv, B)
+ * ------------------------------------------------------------------------- */
+#define QR 8
+#define KB 16
+
+inline float hmax16(float16 v) {
+    float8 a = fmax(v.lo, v.hi); float4 b = fmax(a.lo, a.hi); float2 c = fmax(b.lo, b.hi);
+    return fmax(c.x, c.y);
+}
+inline float hsum16(float16 v) {
+    float8 a = v.lo + v.hi; float4 b = a.lo + a.hi; float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+__kernel void attention_blocked(__global const float* q, __global const float* k, __global const float* v,
+                                __global float* acc, __global float* out,
+                                int Hq, int Hkv, int Tq, int Tk, int rowsPad, int D,
+                                int causal, float scale) {
+    int blk = get_global_id(0), kvh = get_global_id(1), b = get_global_id(2);
+    int group = Hq / Hkv;
+    int rows = group * Tq;                    /* virtual rows of this kv head: (head in group, query) */
+    int v0 = blk * QR;
+    if (v0 >= rows) return;
+    __global const float* kh = k + ((long)b * Hkv + kvh) * (long)Tk * D;
+    __global const float* vh = v + ((long)b * Hkv + kvh) * (long)Tk * D;
+    __global float* oh = acc + (((long)b * Hkv + kvh) * rowsPad + v0) * D;
+    int offset = Tk - Tq;
+
+    __global const float* qrow[QR];
+    int lim[QR];
+    float m[QR], l[QR];
+    int maxLim = 0;
+    #pragma unroll
+    for (int r = 0; r < QR; r++) {
+        int vr = min(v0 + r, rows - 1);       /* rows past the end repeat the last row; never stored */
+        int hh = kvh * group + vr / Tq, i = vr % Tq;
+        qrow[r] = q + (((long)b * Hq + hh) * Tq + i) * D;
+        lim[r] = causal ? min(Tk, i + offset + 1) : Tk;
+        maxLim = max(maxLim, lim[r]);
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    for (int x = 0; x < QR * D; x++) oh[x] = 0.0f;
+
+    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    float p[QR][KB];
+    for (int j0 = 0; j0 < maxLim; j0 += KB) {
+        float16 s[QR];
+        #pragma unroll
+        for (int r = 0; r < QR; r++) s[r] = 0.0f;
+        int n = min(KB, Tk - j0);
+        /* Keys in place ([Tk, D] rows): dot products 16 dimensions at a time, reduced per (row, key). */
+        float sc[QR][KB];
+        for (int jj = 0; jj < KB; jj++) {
+            float16 part[QR];
+            float tail[QR];
+            #pragma unroll
+            for (int r = 0; r < QR; r++) { part[r] = 0.0f; tail[r] = 0.0f; }
+            if (jj < n) {
+                __global const float* krow = kh + (long)(j0 + jj) * D;
+                int d = 0;
+                for (; d + 16 <= D; d += 16) {
+                    float16 kv = vload16(0, krow + d);
+                    #pragma unroll
+                    for (int r = 0; r < QR; r++) part[r] = mad(vload16(0, qrow[r] + d), kv, part[r]);
+                }
+                for (; d < D; d++) {
+                    #pragma unroll
+                    for (int r = 0; r < QR; r++) tail[r] = mad(qrow[r][d], krow[d], tail[r]);
+                }
+            }
+            #pragma unroll
+            for (int r = 0; r < QR; r++) sc[r][jj] = hsum16(part[r]) + tail[r];
+        }
+        #pragma unroll
+        for (int r = 0; r < QR; r++) s[r] = vload16(0, sc[r]);
+        int16 keyIndex = iota + j0;
+        float corr[QR];
+        #pragma unroll
+        for (int r = 0; r < QR; r++) {
+            float16 sr = select((float16)(-INFINITY), s[r] * scale, keyIndex < (int16)(lim[r]));
+            float mNew = fmax(m[r], hmax16(sr));
+            corr[r] = exp(m[r] - mNew);
+            float16 pr = exp(sr - mNew);
+            l[r] = l[r] * corr[r] + hsum16(pr);
+            m[r] = mNew;
+            vstore16(pr, 0, p[r]);
+        }
+        __global const float* vb = vh + (long)j0 * D;
+        int d0 = 0;
+        for (; d0 + 16 <= D; d0 += 16) {
+            float16 o[QR];
+            #pragma unroll
+            for (int r = 0; r < QR; r++) o[r] = vload16(0, oh + r * D + d0) * corr[r];
+            for (int jj = 0; jj < n; jj++) {
+                float16 vv = vload16(0, vb + (long)jj * D + d0);
+                #pragma unroll
+                for (int r = 0; r < QR; r++) o[r] = mad((float16)(p[r][jj]), vv, o[r]);
+            }
+            #pragma unroll
+            for (int r = 0; r < QR; r++) vstore16(o[r], 0, oh + r * D + d0);
+        }
+        for (int d = d0; d < D; d++) {
+            for (int r = 0; r < QR; r++) {
+                float o = oh[r * D + d] * corr[r];
+                for (int jj = 0; jj < n; jj++) o = mad(p[r][jj], vb[(long)jj * D + d], o);
+                oh[r * D + d] = o;
+            }
+        }
+    }
+    for (int r = 0; r < QR && v0 + r < rows; r++) {
+        int vr = v0 + r, hh = kvh * group + vr / Tq, i = vr % Tq;
+        float inv = 1.0f / l[r];
+        __global float* orow = out + (((long)b * Hq + hh) * Tq + i) * D;
+        for (int x = 0; x < D; x++) orow[x] = oh[r * D + x] * inv;
+    }
 }
 
 /* ---------------------------------------------------------------------------

@@ -98,17 +98,38 @@ extension OpenCLBackend {
         try checkOwned(query, "attention", "query")
         try checkOwned(key, "attention", "key")
         try checkOwned(value, "attention", "value")
-        // One work-item per query row; CPU devices run rows one per work-group, GPUs group 32 rows.
-        let local = device.kind == .cpu ? 1 : 32
+        let variant = attentionVariant
         return try runtime.session.withLock { s in
             let out = try newTensor(g.outputShape, s)
-            try s.launch("attention", [
-                .buffer(query.buffer), .buffer(key.buffer), .buffer(value.buffer), .buffer(out.buffer),
-                .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
-                .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale),
-            ], global: [roundUp(g.queryLength, local), g.queryHeads, g.batch], local: [local, 1, 1])
+            switch variant {
+            case .rowwise: try launchRowwiseAttention(g, query.buffer, key.buffer, value.buffer, out.buffer, s)
+            case .registerBlockedVector: try launchBlockedAttention(g, query.buffer, key.buffer, value.buffer, out.buffer, s)
+            }
             return out
         }
+    }
+
+    private func launchRowwiseAttention(_ g: AttentionGeometry, _ q: cl_mem, _ k: cl_mem, _ v: cl_mem, _ out: cl_mem, _ s: borrowing DeviceSession) throws {
+        // One work-item per query row; CPU devices run rows one per work-group, GPUs group 32 rows.
+        let local = device.kind == .cpu ? 1 : 32
+        try s.launch("attention", [
+            .buffer(q), .buffer(k), .buffer(v), .buffer(out),
+            .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
+            .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale),
+        ], global: [roundUp(g.queryLength, local), g.queryHeads, g.batch], local: [local, 1, 1])
+    }
+
+    private func launchBlockedAttention(_ g: AttentionGeometry, _ q: cl_mem, _ k: cl_mem, _ v: cl_mem, _ out: cl_mem, _ s: borrowing DeviceSession) throws {
+        let rowsPad = roundUp(g.groupSize * g.queryLength, KernelSource.attentionQueryRows)
+        let accCount = g.batch * g.kvHeads * rowsPad * g.headDim
+        try checkIndexable(accCount, "attention accumulators")
+        // Scratch accumulators, one D-row per (kv head, virtual row); released after the queued kernel finishes.
+        let acc = try newTensor([accCount], s)
+        try s.launch("attention_blocked", [
+            .buffer(q), .buffer(k), .buffer(v), .buffer(acc.buffer), .buffer(out),
+            .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
+            .int(Int32(rowsPad)), .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale),
+        ], global: [rowsPad / KernelSource.attentionQueryRows, g.kvHeads, g.batch], local: [1, 1, 1])
     }
 
     /// Softmax over the last axis of a device-resident tensor (same shape out).

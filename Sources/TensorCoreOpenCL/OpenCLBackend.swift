@@ -36,6 +36,17 @@ public final class OpenCLBackend: ComputeBackend {
         case registerBlockedVector = "register-blocked-vector"
     }
 
+    /// The two attention kernels.
+    public enum AttentionKernelVariant: String, Sendable, Hashable, CaseIterable {
+        /// One work-item per query row walks the keys in blocks of 32 with an online softmax, using the
+        /// output row as its accumulator; work-groups of 32 rows on GPUs.
+        case rowwise = "rowwise-online-softmax"
+        /// One work-item per block of 8 query rows: scores for 16 keys at a time in eight `float16` registers
+        /// (keys pre-transposed to `[D, Tk]`), online softmax per row, and the `P·V` update 16 dimensions at a
+        /// time — matmul-like register blocking for CPU devices.
+        case registerBlockedVector = "register-blocked-vector"
+    }
+
     /// Settings of an ``OpenCLBackend``.
     public struct Configuration: Sendable, Hashable {
         /// Which device to use. Default: ``OpenCLDeviceSelector/automatic`` (first GPU, else any device).
@@ -43,10 +54,14 @@ public final class OpenCLBackend: ComputeBackend {
         /// Force one matmul kernel; `nil` (the default) chooses by device type — tiled on GPUs and
         /// accelerators, register-blocked on CPUs.
         public var matmulKernel: MatmulKernelVariant?
+        /// Force one attention kernel; `nil` (the default) chooses by device type — register-blocked on CPUs,
+        /// row-wise elsewhere.
+        public var attentionKernel: AttentionKernelVariant?
 
-        public init(device: OpenCLDeviceSelector = .automatic, matmulKernel: MatmulKernelVariant? = nil) {
+        public init(device: OpenCLDeviceSelector = .automatic, matmulKernel: MatmulKernelVariant? = nil, attentionKernel: AttentionKernelVariant? = nil) {
             self.device = device
             self.matmulKernel = matmulKernel
+            self.attentionKernel = attentionKernel
         }
     }
 
@@ -124,6 +139,12 @@ public final class OpenCLBackend: ComputeBackend {
         case .gpu, .accelerator: return runtime.tiledMatmulUsable ? .tiledLocalMemory : .registerBlockedVector
         case .cpu, .other: return .registerBlockedVector
         }
+    }
+
+    /// The kernel ``attention(query:key:value:causal:scale:)`` runs on this backend.
+    public var attentionVariant: AttentionKernelVariant {
+        if let forced = configuration.attentionKernel { return forced }
+        return device.kind == .cpu ? .registerBlockedVector : .rowwise
     }
 
     /// A human description of the matmul kernel (and its packing steps) used for `geometry`.

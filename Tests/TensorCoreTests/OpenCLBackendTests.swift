@@ -35,14 +35,15 @@ struct OpenCLBackendTests {
     let reference = ReferenceBackend()
     /// The default backend (GPU if present, else the CPU device; matmul kernel by device type).
     let cl: OpenCLBackend
-    /// The same device with each matmul kernel forced, so both are tested on PoCL.
+    /// The same device with each matmul and attention kernel forced, so every kernel is tested on PoCL.
     let vector: OpenCLBackend
     let tiled: OpenCLBackend
 
     init() throws {
         cl = try OpenCLBackend(configuration: .init())
-        vector = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .registerBlockedVector))
-        tiled = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .tiledLocalMemory))
+        // `vector` also forces the register-blocked attention kernel and `tiled` the row-wise one.
+        vector = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .registerBlockedVector, attentionKernel: .registerBlockedVector))
+        tiled = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .tiledLocalMemory, attentionKernel: .rowwise))
     }
 
     // MARK: Discovery
@@ -157,6 +158,9 @@ struct OpenCLBackendTests {
         case .gpu: #expect(cl.matmulVariant(for: g) == .tiledLocalMemory)
         case .accelerator, .other: break
         }
+        #expect(vector.attentionVariant == .registerBlockedVector)
+        #expect(tiled.attentionVariant == .rowwise)
+        #expect(cl.attentionVariant == (cl.device.kind == .cpu ? .registerBlockedVector : .rowwise))
     }
 
     // MARK: Attention
@@ -172,6 +176,7 @@ struct OpenCLBackendTests {
         .init(b: 1, hq: 8, hkv: 2, tq: 63, tk: 63, d: 17),  // ratio 4
         .init(b: 2, hq: 8, hkv: 1, tq: 3, tk: 129, d: 16),  // ratio 8, Tq < Tk (prefill continuing a cache)
         .init(b: 1, hq: 4, hkv: 1, tq: 33, tk: 257, d: 63),
+        .init(b: 1, hq: 4, hkv: 4, tq: 129, tk: 129, d: 32),  // many row blocks, D a multiple of 16
         .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys
     ]
 
@@ -185,9 +190,11 @@ struct OpenCLBackendTests {
             // A scale well above 1/√D sharpens the softmax so masking and the running max matter.
             let scale = 2 / Float(c.d).squareRoot()
             let expected = try reference.attention(query: q, key: k, value: v, causal: causal, scale: scale)
-            let got = try cl.attention(query: q, key: k, value: v, causal: causal, scale: scale)
-            let err = relativeError(got, expected)
-            #expect(err < 1e-4, "causal=\(causal) seed=\(seed): error \(err)")
+            for backend in [vector, tiled] {
+                let got = try backend.attention(query: q, key: k, value: v, causal: causal, scale: scale)
+                let err = relativeError(got, expected)
+                #expect(err < 1e-4, "\(backend.attentionVariant) causal=\(causal) seed=\(seed): error \(err)")
+            }
         }
     }
 
@@ -197,9 +204,11 @@ struct OpenCLBackendTests {
         let q = Tensor.random(shape: [1, 4, 1, 8], seed: seed)
         let k = Tensor.random(shape: [1, 2, 100, 8], seed: seed &+ 1)
         let v = Tensor.random(shape: [1, 2, 100, 8], seed: seed &+ 2)
-        let a = try cl.attention(query: q, key: k, value: v, causal: true, scale: 0.5)
-        let b = try cl.attention(query: q, key: k, value: v, causal: false, scale: 0.5)
-        #expect(relativeError(a, b) < 1e-6)
+        for backend in [vector, tiled] {
+            let a = try backend.attention(query: q, key: k, value: v, causal: true, scale: 0.5)
+            let b = try backend.attention(query: q, key: k, value: v, causal: false, scale: 0.5)
+            #expect(relativeError(a, b) < 1e-6)
+        }
     }
 
     // MARK: Elementwise
