@@ -1,7 +1,7 @@
 // OpenCLMatmul — list the OpenCL devices, then time device-resident matmul on one of them against
 // OpenBLAS `cblas_sgemm` on the same host, in the same run.
 //
-//   swift run -c release OpenCLMatmul [sizes…] [--device gpu|cpu|<name>] [--kernel tiled|vector] [--reps N] [--attention T]
+//   swift run -c release OpenCLMatmul [N | MxNxK …] [--device gpu|cpu|<name>] [--kernel tiled|vector] [--reps N] [--attention T]
 //
 // Kernel-only timing: operands are uploaded once; each repetition enqueues one matmul and waits for it
 // (`finish()`), so transfers are excluded. OpenCL and sgemm repetitions alternate; the medians after one
@@ -22,7 +22,8 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-var sizes: [Int] = []
+/// (M, N, K) of each product to time; `n` alone means n×n×n.
+var sizes: [(m: Int, n: Int, k: Int)] = []
 var selector = OpenCLDeviceSelector.automatic
 var kernel: OpenCLBackend.MatmulKernelVariant?
 var reps = 5
@@ -35,28 +36,29 @@ while let arg = args.next() {
     case "--reps": reps = max(1, Int(args.next() ?? "") ?? reps)
     case "--attention": attentionLengths.append(max(1, Int(args.next() ?? "") ?? 512))
     default:
-        guard let n = Int(arg), n > 0 else {
-            FileHandle.standardError.write(Data("unknown argument \(arg)\n".utf8))
+        let dims = arg.split(separator: "x").compactMap { Int($0) }
+        guard dims.allSatisfy({ $0 > 0 }), dims.count == 1 || dims.count == 3 else {
+            FileHandle.standardError.write(Data("unknown argument \(arg); give sizes as N or MxNxK\n".utf8))
             exit(2)
         }
-        sizes.append(n)
+        sizes.append(dims.count == 1 ? (dims[0], dims[0], dims[0]) : (dims[0], dims[1], dims[2]))
     }
 }
-if sizes.isEmpty { sizes = [1024, 2048] }
+if sizes.isEmpty { sizes = [(1024, 1024, 1024), (2048, 2048, 2048)] }
 
 do {
     for d in try OpenCLBackend.devices() { print("device: \(d)") }
     let cl = try OpenCLBackend(configuration: .init(device: selector, matmulKernel: kernel))
     print("using:  \(cl.deviceDescription)\n")
-    print("     n  kernel                                              OpenCL GFLOP/s  sgemm GFLOP/s  ratio")
-    for n in sizes {
-        let a = Tensor.random(shape: [n, n], seed: 1), b = Tensor.random(shape: [n, n], seed: 2)
+    print("           M×N×K  kernel                                              OpenCL GFLOP/s  sgemm GFLOP/s  ratio")
+    for (m, n, k) in sizes {
+        let a = Tensor.random(shape: [m, k], seed: 1), b = Tensor.random(shape: [k, n], seed: 2)
         let g = try MatmulGeometry(a.shape, b.shape, transposeA: false, transposeB: false)
         let da = try cl.upload(a), db = try cl.upload(b)
         // Interleave the two so that load from other processes hits both alike.
         var clTimes: [Double] = [], blasTimes: [Double] = []
-        var c = [Float](repeating: 0, count: n * n)
-        let m = Int32(n)
+        var c = [Float](repeating: 0, count: m * n)
+        let (bm, bn, bk) = (Int32(m), Int32(n), Int32(k))
         for _ in 0...reps {
             let tcl = try seconds {
                 _ = try cl.matmul(da, db, transposeA: false, transposeB: false)
@@ -66,7 +68,7 @@ do {
                 a.withUnsafeBufferPointer { pa in
                     b.withUnsafeBufferPointer { pb in
                         c.withUnsafeMutableBufferPointer { pc in
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1, pa.baseAddress, m, pb.baseAddress, m, 0, pc.baseAddress, m)
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bm, bn, bk, 1, pa.baseAddress, bk, pb.baseAddress, bn, 0, pc.baseAddress, bn)
                         }
                     }
                 }
@@ -79,7 +81,8 @@ do {
         blasTimes.removeFirst()
         let clGF = g.flops / median(clTimes) / 1e9, blasGF = g.flops / median(blasTimes) / 1e9
         let name = cl.matmulKernelVariant(for: g).padding(toLength: 50, withPad: " ", startingAt: 0)
-        print(String(format: "%6d  %@  %14.1f  %13.1f  %5.2f", n, name, clGF, blasGF, clGF / blasGF))
+        let label = "\(m)×\(n)×\(k)".padding(toLength: 16, withPad: " ", startingAt: 0)
+        print(String(format: "%@  %@  %14.1f  %13.1f  %5.2f", label, name, clGF, blasGF, clGF / blasGF))
     }
     // Attention (B=1, Hq=32, Hkv=8, D=128): causal prefill over T tokens, then one decode query over T keys.
     for t in attentionLengths {

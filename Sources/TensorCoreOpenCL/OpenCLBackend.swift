@@ -109,10 +109,10 @@ public final class OpenCLBackend: ComputeBackend {
     /// Copies `tensor` into a new device buffer (blocking).
     public func upload(_ tensor: Tensor) throws -> OpenCLTensor {
         try checkIndexable(tensor.elementCount, "upload of \(tensor.shape)")
+        try checkAllocation(tensor.elementCount, "upload of \(tensor.shape)")
         return try runtime.session.withLock { s in
-            let mem = try s.makeBuffer(count: tensor.elementCount)
-            let result = OpenCLTensor(shape: tensor.shape, buffer: mem, runtime: runtime)
-            try tensor.withUnsafeBufferPointer { try s.write($0, to: mem) }
+            let result = OpenCLTensor(shape: tensor.shape, buffer: try s.makeBuffer(count: tensor.elementCount), runtime: runtime)
+            try tensor.withUnsafeBufferPointer { try s.write($0, to: result.buffer) }
             return result
         }
     }
@@ -178,7 +178,16 @@ public final class OpenCLBackend: ComputeBackend {
     }
 
     func newTensor(_ shape: Shape, _ s: borrowing DeviceSession) throws -> OpenCLTensor {
-        OpenCLTensor(shape: shape, buffer: try s.makeBuffer(count: shape.elementCount), runtime: runtime)
+        try checkAllocation(shape.elementCount, "a buffer of shape \(shape)")
+        return OpenCLTensor(shape: shape, buffer: try s.makeBuffer(count: shape.elementCount), runtime: runtime)
+    }
+
+    /// Rejects a buffer larger than `CL_DEVICE_MAX_MEM_ALLOC_SIZE` up front, with the limit in the message.
+    func checkAllocation(_ count: Int, _ what: String) throws {
+        let bytes = UInt64(count) * UInt64(MemoryLayout<Float>.stride)
+        guard bytes <= device.maxAllocationBytes else {
+            throw TensorError(.outOfMemory, "\(what) needs \(bytes) bytes, more than the largest single allocation \(device.name) allows (\(device.maxAllocationBytes) bytes, CL_DEVICE_MAX_MEM_ALLOC_SIZE); split the work into smaller tensors")
+        }
     }
 }
 
