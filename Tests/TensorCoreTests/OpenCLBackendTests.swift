@@ -272,6 +272,27 @@ struct OpenCLBackendTests {
         #expect(try cl.download(cl.silu(empty)).shape == [0, 4])
     }
 
+    @Test func concurrentCallersGetTheirOwnResults() async throws {
+        // The backend is shared across tasks; the queue lock must keep arguments and launches of
+        // concurrent calls apart. Each task checks its own product against the reference.
+        let seed = freshSeed()
+        let backend = vector, oracle = reference
+        try await withThrowingTaskGroup(of: Double.self) { group in
+            for t in 0..<6 {
+                group.addTask {
+                    let a = Tensor.random(shape: [17 + t, 33], seed: seed &+ UInt64(2 * t))
+                    let b = Tensor.random(shape: [33, 9 + t], seed: seed &+ UInt64(2 * t + 1))
+                    var worst = 0.0
+                    for _ in 0..<5 {
+                        worst = max(worst, relativeError(try backend.matmul(a, b), try oracle.matmul(a, b)))
+                    }
+                    return worst
+                }
+            }
+            for try await err in group { #expect(err < 2e-5, "seed=\(seed)") }
+        }
+    }
+
     // MARK: Bad input
 
     @Test func badInputThrowsTypedErrors() throws {
