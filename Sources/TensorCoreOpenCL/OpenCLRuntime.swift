@@ -1,0 +1,223 @@
+import Foundation
+import CInferenceKitOpenCL
+import Synchronization
+import TensorCore
+
+/// A kernel argument.
+enum KernelArgument {
+    case buffer(cl_mem)
+    case int(Int32)
+    case long(Int64)
+    case float(Float)
+}
+
+/// The OpenCL objects of one device: context, in-order profiling queue, the built program and its kernels.
+///
+/// A `~Copyable` value owned by exactly one `Mutex` (in ``OpenCLDeviceRuntime``): every use — setting
+/// kernel arguments, enqueueing, reading back — happens inside that lock, which is what OpenCL requires
+/// (`clSetKernelArg` on a shared `cl_kernel` is not thread-safe). Its deinit releases everything.
+struct DeviceSession: ~Copyable {
+    let device: cl_device_id
+    let context: cl_context
+    let queue: cl_command_queue
+    let program: cl_program
+    let kernels: [String: cl_kernel]
+    /// Whether the tiled GPU matmul can run with its required work-group size on this device.
+    let tiledMatmulUsable: Bool
+
+    init(device: cl_device_id, options: String, tileEdge: Int) throws {
+        var err: cl_int = 0
+        var dev: cl_device_id? = device
+        guard let context = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {
+            throw OpenCLStatus.error(err, "clCreateContext", "creating a context")
+        }
+        guard let queue = clCreateCommandQueue(context, device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE), &err), err == CL_SUCCESS else {
+            clReleaseContext(context)
+            throw OpenCLStatus.error(err, "clCreateCommandQueue", "creating the command queue")
+        }
+        let program: cl_program
+        do {
+            program = try Self.build(context: context, device: device, options: options)
+        } catch {
+            clReleaseCommandQueue(queue)
+            clReleaseContext(context)
+            throw error
+        }
+        var kernels: [String: cl_kernel] = [:]
+        for name in KernelSource.kernelNames {
+            guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
+                for k in kernels.values { clReleaseKernel(k) }
+                clReleaseProgram(program)
+                clReleaseCommandQueue(queue)
+                clReleaseContext(context)
+                throw OpenCLStatus.error(err, "clCreateKernel", "creating kernel \(name)")
+            }
+            kernels[name] = k
+        }
+        // The tiled kernel declares reqd_work_group_size(tileEdge, tileEdge, 1); a device may still refuse it
+        // (registers, local memory), in which case the vector kernel is used instead.
+        var wg = 0
+        let tiled = kernels["matmul_tiled"]
+        let wgStatus = clGetKernelWorkGroupInfo(tiled, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &wg, nil)
+        self.tiledMatmulUsable = wgStatus == CL_SUCCESS && wg >= tileEdge * tileEdge
+        self.device = device
+        self.context = context
+        self.queue = queue
+        self.program = program
+        self.kernels = kernels
+    }
+
+    private static func build(context: cl_context, device: cl_device_id, options: String) throws -> cl_program {
+        var err: cl_int = 0
+        let program: cl_program? = KernelSource.source.withCString { src in
+            var ptr: UnsafePointer<CChar>? = src
+            var length = strlen(src)
+            return clCreateProgramWithSource(context, 1, &ptr, &length, &err)
+        }
+        guard let program, err == CL_SUCCESS else {
+            throw OpenCLStatus.error(err, "clCreateProgramWithSource", "loading the kernel source")
+        }
+        var dev: cl_device_id? = device
+        let status = clBuildProgram(program, 1, &dev, options, nil, nil)
+        if status != CL_SUCCESS {
+            let log = buildLog(program, device)
+            clReleaseProgram(program)
+            let base = OpenCLStatus.error(status, "clBuildProgram")
+            throw TensorError(.deviceFailure, "building the OpenCL kernels failed (options: \(options)); build log:\n\(log)", underlying: base.underlying)
+        }
+        return program
+    }
+
+    private static func buildLog(_ program: cl_program, _ device: cl_device_id) -> String {
+        var size = 0
+        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS, size > 0 else {
+            return "(no build log available)"
+        }
+        var bytes = [CChar](repeating: 0, count: size + 1)
+        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil) == CL_SUCCESS else {
+            return "(no build log available)"
+        }
+        let log = cString(bytes)
+        return log.isEmpty ? "(empty build log)" : log
+    }
+
+    deinit {
+        for k in kernels.values { clReleaseKernel(k) }
+        clReleaseProgram(program)
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    // MARK: Buffers
+
+    /// A new device buffer of `count` floats (at least one, so empty tensors still have a handle).
+    func makeBuffer(count: Int) throws -> cl_mem {
+        var err: cl_int = 0
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err), err == CL_SUCCESS else {
+            throw OpenCLStatus.error(err, "clCreateBuffer", "allocating \(bytes) bytes")
+        }
+        return mem
+    }
+
+    /// Blocking write of `values` into `mem`.
+    func write(_ values: UnsafeBufferPointer<Float>, to mem: cl_mem) throws {
+        guard let base = values.baseAddress, !values.isEmpty else { return }
+        try OpenCLStatus.check(
+            clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), 0, values.count * MemoryLayout<Float>.stride, base, 0, nil, nil),
+            "clEnqueueWriteBuffer", "uploading \(values.count) floats")
+    }
+
+    /// Blocking read of `mem` into `values` (waits for every queued kernel first: the queue is in order).
+    func read(_ mem: cl_mem, into values: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = values.baseAddress, !values.isEmpty else { return }
+        try OpenCLStatus.check(
+            clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), 0, values.count * MemoryLayout<Float>.stride, base, 0, nil, nil),
+            "clEnqueueReadBuffer", "downloading \(values.count) floats")
+    }
+
+    func finish() throws {
+        try OpenCLStatus.check(clFinish(queue), "clFinish", "waiting for queued kernels")
+    }
+
+    // MARK: Launch
+
+    /// Enqueues a 1-D kernel over `count` work-items rounded up to a multiple of `local` (the kernel
+    /// ignores the excess). A fixed local size means PoCL specialises each kernel once.
+    func launch1D(_ name: String, _ arguments: [KernelArgument], count: Int, local: Int = 64) throws {
+        let global = (count + local - 1) / local * local
+        try launch(name, arguments, global: [global], local: [local])
+    }
+
+    /// Sets the arguments of kernel `name` and enqueues it over `global` (with optional `local`) work-items.
+    func launch(_ name: String, _ arguments: [KernelArgument], global: [Int], local: [Int]? = nil) throws {
+        guard let kernel = kernels[name] else {
+            throw TensorError(.deviceFailure, "internal: kernel \(name) was not built")
+        }
+        if global.contains(0) { return }
+        for (index, argument) in arguments.enumerated() {
+            let status: cl_int
+            switch argument {
+            case .buffer(let mem):
+                var m: cl_mem? = mem
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem?>.size, &m)
+            case .int(let v):
+                var x = v
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<Int32>.size, &x)
+            case .long(let v):
+                var x = v
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<Int64>.size, &x)
+            case .float(let v):
+                var x = v
+                status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<Float>.size, &x)
+            }
+            try OpenCLStatus.check(status, "clSetKernelArg", "setting argument \(index) of kernel \(name)")
+        }
+        let status: cl_int
+        if let local {
+            status = clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, global, local, 0, nil, nil)
+        } else {
+            status = clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, global, nil, 0, nil, nil)
+        }
+        try OpenCLStatus.check(status, "clEnqueueNDRangeKernel", "running kernel \(name) over \(global)\(local.map { " in groups of \($0)" } ?? "")")
+    }
+}
+
+/// One device's session plus what the backend needs to know about it; shared by every backend
+/// instance for that device so the program is built once per process and device.
+///
+/// `Sendable` without `@unchecked`: its stored properties are immutable `Sendable` values and a
+/// `Mutex` that owns the OpenCL session.
+final class OpenCLDeviceRuntime: Sendable {
+    let info: OpenCLDeviceInfo
+    /// Work-group edge of the tiled matmul (16 → 16×16 work-items, 8 on devices limited below 256).
+    let tileEdge: Int
+    let buildOptions: String
+    let tiledMatmulUsable: Bool
+    let session: Mutex<DeviceSession>
+
+    private init(info: OpenCLDeviceInfo) throws {
+        guard let device = info.deviceID else {
+            throw TensorError(.backendUnavailable, "the OpenCL device handle of \(info.name) is invalid")
+        }
+        self.info = info
+        self.tileEdge = info.maxWorkGroupSize >= 256 ? 16 : 8
+        self.buildOptions = "-cl-mad-enable -D TILE_RTS=\(tileEdge) -D TILE_WPT=4"
+        let session = try DeviceSession(device: device, options: buildOptions, tileEdge: tileEdge)
+        self.tiledMatmulUsable = session.tiledMatmulUsable
+        self.session = Mutex(session)
+    }
+
+    /// Process-wide cache: one runtime (context, queue, built program) per device.
+    private static let cache = Mutex<[UInt: OpenCLDeviceRuntime]>([:])
+
+    /// The runtime of `info`'s device, building the program on first use.
+    static func shared(for info: OpenCLDeviceInfo) throws -> OpenCLDeviceRuntime {
+        try cache.withLock { cache in
+            if let existing = cache[info.handle] { return existing }
+            let runtime = try OpenCLDeviceRuntime(info: info)
+            cache[info.handle] = runtime
+            return runtime
+        }
+    }
+}
