@@ -16,5 +16,5 @@ struct Backends: ParsableCommand {
 
 enum CommandLineBackends {
     /// Every backend this executable links, in order of preference.
-    static var providers: [BackendProvider] { [ReferenceBackend.provider, OpenCLBackend.provider] }
+    static var providers: [BackendProvider] { [BLASBackend.provider, OpenCLBackend.provider, ReferenceBackend.provider] }
 }
