@@ -9,6 +9,11 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            PlanCommand.self,
+            VRAMCommand.self,
+            PTUCommand.self,
+            LeversCommand.self,
+            CatalogCommand.self,
         ]
     )
 }
@@ -18,6 +23,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
+            BenchPlanCommand.self,
         ]
     )
 }
