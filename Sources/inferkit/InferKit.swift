@@ -9,6 +9,11 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            PlanCommand.self,
+            VRAMCommand.self,
+            PTUCommand.self,
+            LeversCommand.self,
+            CatalogCommand.self,
         ]
     )
 }
@@ -19,6 +24,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
             BenchKernels.self,
+            BenchPlanCommand.self,
         ]
     )
 }
