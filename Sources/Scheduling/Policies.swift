@@ -9,7 +9,7 @@ struct RequestLevelBatch {
             let n = s.pendingTokens(slot)
             if s.schedule(slot, tokens: n) { i += 1; continue }
             // Out of KV blocks: preempt the most recently admitted member (possibly this one).
-            guard let victim = s.running.last else { break }
+            guard let victim = s.preemptionVictim() else { break }
             s.preempt(victim)
             if victim == slot { continue }
         }
@@ -165,7 +165,7 @@ enum IterationLevel {
                 let n = min(p, budget)
                 if s.schedule(head, tokens: n) { budget -= n }
             case .noMemory, .noSequenceSlot:
-                guard priorityPreemption, let victim = s.preemptionVictim(),
+                guard priorityPreemption, let victim = s.preemptionVictim(allowProtected: false),
                       s.request(victim).priority > s.request(head).priority else { return finish(s) }
                 if s.batch.contains(where: { $0.slot == victim }) {
                     budget += s.batch.last(where: { $0.slot == victim })!.tokens

@@ -137,6 +137,8 @@ public struct SchedulerState: Sendable {
         var preemptions: Int
         var cachedTokens: Int
         var admittedStep: Int
+        /// Output tokens at the latest admission (a preemption before more are produced is fruitless).
+        var generatedAtAdmission: Int
     }
 
     public let limits: SchedulerLimits
@@ -164,6 +166,10 @@ public struct SchedulerState: Sendable {
     var itl: [(value: Double, count: Int)] = []
     var batchSizeHistogram: [Int] = []
     var preemptionCount = 0
+    /// Preemptions of a request that was re-admitted after a preemption and produced no token since (thrashing).
+    public internal(set) var fruitlessPreemptions = 0
+    /// Output tokens produced, counted step by step.
+    public internal(set) var tokensEmitted = 0
     var promptTokensAdmitted = 0
     var cachedTokensTotal = 0
     var busyTime = 0.0
@@ -240,7 +246,7 @@ public struct SchedulerState: Sendable {
             return nil
         }
         let slot = Slot(request: request, phase: .waiting, seq: nextSeq, computed: 0, generated: 0, kvTokens: 0, swapped: false,
-                        firstScheduled: -1, firstToken: -1, lastToken: -1, preemptions: 0, cachedTokens: 0, admittedStep: -1)
+                        firstScheduled: -1, firstToken: -1, lastToken: -1, preemptions: 0, cachedTokens: 0, admittedStep: -1, generatedAtAdmission: 0)
         nextSeq += 1
         let index: Int
         if let f = freeSlots.popLast() { slots[f] = slot; index = f } else { slots.append(slot); index = slots.count - 1 }
@@ -323,6 +329,7 @@ public struct SchedulerState: Sendable {
         _ = waiting.pop()
         s.phase = .running
         s.admittedStep = stepCount
+        s.generatedAtAdmission = s.generated
         slots[slot] = s
         running.append(slot)
         return .admitted(cachedTokens: s.computed)
@@ -386,6 +393,7 @@ public struct SchedulerState: Sendable {
             s.kvTokens = 0
         }
         s.phase = .preempted
+        if s.preemptions > 0 && s.generated == s.generatedAtAdmission { fruitlessPreemptions += 1 }
         s.preemptions += 1
         slots[slot] = s
         preemptionCount += 1
@@ -420,6 +428,7 @@ public struct SchedulerState: Sendable {
             s.computed += e.tokens
             if s.computed == s.request.promptTokens + s.generated {
                 s.generated += 1
+                tokensEmitted += 1
                 if s.generated == 1 {
                     s.firstToken = end
                 } else if s.lastToken == start {
@@ -458,7 +467,7 @@ public struct SchedulerState: Sendable {
         let r = s.request
         var record = RequestRecord(
             id: r.id, arrivalTime: r.arrivalTime, firstScheduledTime: s.firstScheduled, firstTokenTime: s.firstToken, finishTime: end,
-            promptTokens: r.promptTokens, outputTokens: r.outputTokens, cachedPromptTokens: s.cachedTokens, preemptions: s.preemptions,
+            promptTokens: r.promptTokens, outputTokens: s.generated, cachedPromptTokens: s.cachedTokens, preemptions: s.preemptions,
             priority: r.priority, sloClass: r.sloClass, replica: replica, metSLO: true)
         let slo = sloClasses[min(r.sloClass, sloClasses.count - 1)]
         var ok = true
@@ -566,16 +575,27 @@ extension SchedulerState {
         return check.fits && check.blocksAvailable - check.blocksNeeded >= running.count
     }
 
+    /// Whether `slot` was re-admitted after a preemption and has not produced a token since; such a
+    /// request is preempted again only when nothing else can be (the anti-thrashing rule).
+    public func isProtectedFromPreemption(_ slot: Int) -> Bool {
+        let s = slots[slot]
+        return s.preemptions > 0 && s.generated == s.generatedAtAdmission
+    }
+
     /// The running request to preempt first: the lowest priority (largest value), latest arrival
-    /// when ordering by priority; otherwise the most recently admitted (vLLM's choice).
-    public func preemptionVictim() -> Int? {
-        guard usesPriority else { return running.last }
+    /// when ordering by priority; otherwise the most recently admitted (vLLM's choice). Requests
+    /// protected by ``isProtectedFromPreemption(_:)`` are skipped unless `allowProtected` and no
+    /// other request is running.
+    public func preemptionVictim(allowProtected: Bool = true) -> Int? {
         var best: Int?
         var bestKey: WaitingQueue.Key?
-        for slot in running {
+        for slot in running.reversed() where !isProtectedFromPreemption(slot) {
+            guard usesPriority else { return slot }
+            // Later admissions win ties (reverse order, strict comparison keeps the first found).
             let k = key(slot)
             if bestKey == nil || bestKey! < k { best = slot; bestKey = k }
         }
+        if best == nil && allowProtected { return usesPriority ? running.max { key($0) < key($1) } : running.last }
         return best
     }
 }

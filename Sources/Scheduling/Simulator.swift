@@ -45,6 +45,12 @@ public struct SimulationResult: Sendable {
     public var scalingEvents: [ScalingEvent]
     /// Wall-clock seconds the simulation took.
     public var wallSeconds: Double
+    /// Output tokens produced, counted step by step (equals the sum of the records' outputs).
+    public var tokensEmitted: Int
+    /// Preemptions of requests that had been re-admitted after a preemption and produced nothing since (thrashing).
+    public var fruitlessPreemptions: Int
+    /// Each replica's KV cache at the end (every block should be free or cached-free).
+    public var finalKVUsage: [KVCacheUsage]
 }
 
 /// A discrete-event simulator of an inference server (or a fleet of replicas behind a queue).
@@ -294,6 +300,9 @@ public enum ServingSimulator {
             replicaHours: replicaSeconds * gpus / 3600,
             utilization: replicaSeconds > 0 ? busy / replicaSeconds : 0)
         return SimulationResult(summary: summary, records: records, rejected: rejected, timeSeries: samples,
-                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall)
+                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall,
+                                tokensEmitted: replicas.reduce(0) { $0 + $1.state.tokensEmitted },
+                                fruitlessPreemptions: replicas.reduce(0) { $0 + $1.state.fruitlessPreemptions },
+                                finalKVUsage: replicas.map(\.state.kvCacheUsage))
     }
 }

@@ -97,10 +97,11 @@ public struct SpeculativeDecoder<Target: LanguageModel, Draft: LanguageModel>: S
     /// Counters over the decoder's lifetime.
     public struct Statistics: Sendable, Hashable {
         public var iterations = 0
+        /// Draft tokens the target evaluated (proposals after the first rejection are never evaluated).
         public var proposed = 0
         public var accepted = 0
         public var emitted = 0
-        /// Observed acceptance rate of draft tokens.
+        /// Observed acceptance rate of evaluated draft tokens (estimates α).
         public var acceptanceRate: Double { proposed == 0 ? 0 : Double(accepted) / Double(proposed) }
         /// Mean tokens emitted per target pass.
         public var tokensPerIteration: Double { iterations == 0 ? 0 : Double(emitted) / Double(iterations) }
@@ -140,10 +141,10 @@ public struct SpeculativeDecoder<Target: LanguageModel, Draft: LanguageModel>: S
             if i < lookahead { ctx.append(proposals[i]) }
         }
         statistics.iterations += 1
-        statistics.proposed += lookahead
         var out: [Int] = []
         for i in 0..<lookahead {
             let x = proposals[i]
+            statistics.proposed += 1
             let ratio = q[i][x] > 0 ? p[i][x] / q[i][x] : 1
             if rng.unit() < min(1, ratio) {
                 out.append(x)

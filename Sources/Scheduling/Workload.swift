@@ -240,10 +240,10 @@ public enum TraceReader {
                 guard let key = keys.first(where: { lowered[$0] != nil }) else {
                     throw SchedulingError(.malformedInput, "missing \(what) (one of \(keys.joined(separator: ", ")))", line: lineNo)
                 }
-                guard let n = lowered[key] as? NSNumber, !(lowered[key] is Bool) else {
+                guard let n = jsonNumber(lowered[key]!) else {
                     throw SchedulingError(.malformedInput, "\(key) must be a number", line: lineNo)
                 }
-                return n.doubleValue
+                return n
             }
             let a = try number(arrivalKeys, "arrival time")
             let p = try number(promptKeys, "prompt tokens")
@@ -256,6 +256,15 @@ public enum TraceReader {
         }
         guard !out.isEmpty else { throw SchedulingError(.malformedInput, "the JSONL trace holds no requests") }
         return sorted(out)
+    }
+
+    /// A JSON number as Double (Foundation hands back Int, Double or NSNumber depending on the platform); booleans are not numbers.
+    static func jsonNumber(_ v: Any) -> Double? {
+        if type(of: v) == Bool.self { return nil }
+        if let i = v as? Int { return Double(i) }
+        if let d = v as? Double { return d }
+        if let n = v as? NSNumber, String(cString: n.objCType) != "c" { return n.doubleValue }
+        return nil
     }
 
     private static func makeRequest(id: Int, arrival: Double, prompt: Int, output: Int, priority: Int, line: Int) throws -> InferenceRequest {
