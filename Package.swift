@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
 
         // MARK: Planning, scheduling, routing
-        .target(name: "CostModel", swiftSettings: swiftSettings),
+        .target(name: "CostModel", resources: [.process("Resources")], swiftSettings: swiftSettings),
         .target(name: "Scheduling", dependencies: ["KVPaging", "CostModel"], swiftSettings: swiftSettings),
         .target(
             name: "Routing",

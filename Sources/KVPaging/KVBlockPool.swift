@@ -1,0 +1,254 @@
+/// A fixed pool of KV blocks with reference counts, a free list and a prefix cache.
+///
+/// This is the bookkeeping under ``KVBlockManager``; it holds no tensors.
+/// Every block is in exactly one state (``BlockState``):
+///
+/// - **free** — on the free stack, holding nothing;
+/// - **cached-free** — no sequence holds it, but it keeps a full block of a
+///   prompt prefix registered under its hash; it sits in an LRU list and is
+///   evicted (its hash dropped) when the free stack is empty;
+/// - **active** — held by `refCount ≥ 1` sequence block tables.
+///
+/// ``allocate()`` and ``release(_:)`` are O(1): a free stack kept as an array,
+/// and an intrusive doubly linked LRU list over block indices.
+public struct KVBlockPool: Sendable {
+    /// The state of one device block.
+    public enum BlockState: Sendable, Hashable {
+        case free
+        case cachedFree
+        case active(refCount: Int)
+    }
+
+    public let blockCount: Int
+    public let blockSize: Int
+    /// Whether full blocks can be registered for prefix reuse.
+    public let cachingEnabled: Bool
+
+    var refCounts: [Int32]
+    var freeStack: [Int32]
+    // Intrusive LRU list of cached-free blocks: head is evicted first.
+    var lruPrev: [Int32]
+    var lruNext: [Int32]
+    var lruHead: Int32 = -1
+    var lruTail: Int32 = -1
+    /// Blocks in the cached-free LRU list.
+    public private(set) var cachedFreeCount = 0
+    /// Blocks held by at least one sequence.
+    public private(set) var activeCount = 0
+
+    // Prefix-cache metadata, per block.
+    var registered: [Bool]
+    var blockHash: [UInt64]
+    var parentHash: [UInt64]
+    var saltOf: [UInt64]
+    var tokenStore: [Int]
+    var index: BlockHashIndex
+
+    /// Token slots written in each block (`0…blockSize`).
+    var fill: [Int32]
+    /// Sum of `fill` over active blocks.
+    public private(set) var filledActiveSlots = 0
+    /// Cached blocks dropped to make room.
+    public private(set) var evictions = 0
+
+    /// Creates a pool of `blockCount` free blocks.
+    public init(blockCount: Int, blockSize: Int, cachingEnabled: Bool = true) throws(KVPagingError) {
+        try KVCacheConfiguration(blockCount: blockCount, blockSize: blockSize).validate()
+        self.blockCount = blockCount
+        self.blockSize = blockSize
+        self.cachingEnabled = cachingEnabled
+        refCounts = [Int32](repeating: 0, count: blockCount)
+        // Pop order 0, 1, 2, … (the stack's top is at the end).
+        freeStack = (0..<Int32(blockCount)).reversed()
+        lruPrev = [Int32](repeating: -1, count: blockCount)
+        lruNext = [Int32](repeating: -1, count: blockCount)
+        registered = [Bool](repeating: false, count: blockCount)
+        fill = [Int32](repeating: 0, count: blockCount)
+        if cachingEnabled {
+            blockHash = [UInt64](repeating: 0, count: blockCount)
+            parentHash = [UInt64](repeating: 0, count: blockCount)
+            saltOf = [UInt64](repeating: 0, count: blockCount)
+            tokenStore = [Int](repeating: 0, count: blockCount * blockSize)
+            index = BlockHashIndex(maxEntries: blockCount)
+        } else {
+            blockHash = []
+            parentHash = []
+            saltOf = []
+            tokenStore = []
+            index = BlockHashIndex(maxEntries: 0)
+        }
+    }
+
+    /// Blocks on the free stack (holding nothing).
+    public var freeCount: Int { freeStack.count }
+    /// Blocks an allocation can obtain: free plus evictable cached-free.
+    public var availableCount: Int { freeStack.count + cachedFreeCount }
+    /// Blocks registered in the prefix cache (active or cached-free).
+    public var registeredCount: Int { index.count }
+
+    /// The state of `block`.
+    public func state(of block: Int) -> BlockState {
+        let rc = refCounts[block]
+        if rc > 0 { return .active(refCount: Int(rc)) }
+        return registered[block] ? .cachedFree : .free
+    }
+
+    /// Reference count of `block` (0 when free or cached-free).
+    public func refCount(of block: Int) -> Int { Int(refCounts[block]) }
+
+    /// Token slots written in `block`.
+    public func filledSlots(of block: Int) -> Int { Int(fill[block]) }
+
+    /// Takes a block (reference count 1, nothing written): from the free stack, else by evicting
+    /// the least recently freed cached block. Returns nil when every block is active.
+    public mutating func allocate() -> Int? {
+        if let b = freeStack.popLast() {
+            refCounts[Int(b)] = 1
+            activeCount += 1
+            return Int(b)
+        }
+        return allocateByEviction()
+    }
+
+    mutating func allocateByEviction() -> Int? {
+        guard lruHead >= 0 else { return nil }
+        let b = Int(lruHead)
+        unlinkLRU(b)
+        unregister(b)
+        evictions += 1
+        fill[b] = 0
+        refCounts[b] = 1
+        activeCount += 1
+        return b
+    }
+
+    /// Adds a reference to an active block, or revives a cached-free block (taking it out of the LRU list).
+    public mutating func retain(_ block: Int) throws(KVPagingError) {
+        try checkIndex(block)
+        if refCounts[block] == 0 {
+            guard registered[block] else {
+                throw KVPagingError(.invalidArgument, "block \(block) is free; allocate it instead of retaining it")
+            }
+            unlinkLRU(block)
+            activeCount += 1
+            filledActiveSlots += Int(fill[block])
+        }
+        refCounts[block] += 1
+    }
+
+    /// Drops one reference; at zero the block becomes cached-free (when registered) or free.
+    public mutating func release(_ block: Int) throws(KVPagingError) {
+        guard block >= 0, block < blockCount, refCounts[block] > 0 else {
+            throw KVPagingError(.doubleFree, "block \(block) is not held (free, cached-free or out of range); release each allocation exactly once")
+        }
+        refCounts[block] -= 1
+        if refCounts[block] == 0 { becameUnreferenced(block) }
+    }
+
+    mutating func becameUnreferenced(_ block: Int) {
+        activeCount -= 1
+        filledActiveSlots -= Int(fill[block])
+        if registered[block] {
+            appendLRU(block)
+        } else {
+            fill[block] = 0
+            freeStack.append(Int32(truncatingIfNeeded: block))
+        }
+    }
+
+    /// Records `count` more written slots in an active block.
+    mutating func addFill(_ block: Int, _ count: Int) {
+        fill[block] += Int32(truncatingIfNeeded: count)
+        filledActiveSlots += count
+    }
+
+    // MARK: Prefix cache
+
+    /// The block registered under `hash` whose stored parent hash, salt and token ids equal the given ones.
+    ///
+    /// Token ids are compared exactly, so a 64-bit hash collision between different token blocks
+    /// cannot serve wrong K/V; the residual risk is two *different parent chains* with equal
+    /// 64-bit hashes and equal next-block tokens (≈ 2⁻⁶⁴ per pair of chains).
+    func lookup(hash: UInt64, parent: UInt64, salt: UInt64, tokens: UnsafeBufferPointer<Int>) -> Int? {
+        guard cachingEnabled, let b = index.find(hash) else { return nil }
+        guard parentHash[b] == parent, saltOf[b] == salt else { return nil }
+        let base = b * blockSize
+        let same = tokenStore.withUnsafeBufferPointer { store in
+            for i in 0..<blockSize where store[base + i] != tokens[i] { return false }
+            return true
+        }
+        return same ? b : nil
+    }
+
+    /// Registers a full active block under `hash`; false (nothing changes) when the hash is taken.
+    @discardableResult
+    mutating func register(_ block: Int, hash: UInt64, parent: UInt64, salt: UInt64, tokens: UnsafeBufferPointer<Int>) -> Bool {
+        guard cachingEnabled, !registered[block], index.insert(hash, block: block) else { return false }
+        registered[block] = true
+        blockHash[block] = hash
+        parentHash[block] = parent
+        saltOf[block] = salt
+        let base = block * blockSize
+        tokenStore.withUnsafeMutableBufferPointer { store in
+            for i in 0..<blockSize { store[base + i] = tokens[i] }
+        }
+        return true
+    }
+
+    /// Whether `block` holds a registered prefix.
+    public func isRegistered(_ block: Int) -> Bool { registered[block] }
+
+    private mutating func unregister(_ b: Int) {
+        guard registered[b] else { return }
+        index.remove(blockHash[b], block: b)
+        registered[b] = false
+    }
+
+    /// Drops every cached-free block's content (they become free); active blocks keep theirs.
+    public mutating func evictAllCached() {
+        while lruHead >= 0 {
+            let b = Int(lruHead)
+            unlinkLRU(b)
+            unregister(b)
+            evictions += 1
+            fill[b] = 0
+            freeStack.append(Int32(b))
+        }
+    }
+
+    // MARK: LRU list
+
+    private mutating func appendLRU(_ b: Int) {
+        lruPrev[b] = lruTail
+        lruNext[b] = -1
+        if lruTail >= 0 { lruNext[Int(lruTail)] = Int32(b) } else { lruHead = Int32(b) }
+        lruTail = Int32(b)
+        cachedFreeCount += 1
+    }
+
+    private mutating func unlinkLRU(_ b: Int) {
+        let p = lruPrev[b], n = lruNext[b]
+        if p >= 0 { lruNext[Int(p)] = n } else { lruHead = n }
+        if n >= 0 { lruPrev[Int(n)] = p } else { lruTail = p }
+        lruPrev[b] = -1
+        lruNext[b] = -1
+        cachedFreeCount -= 1
+    }
+
+    /// Cached-free blocks in eviction order (first evicted first). O(cached blocks); for tests and tools.
+    public var evictionOrder: [Int] {
+        var out: [Int] = []
+        var b = lruHead
+        while b >= 0 {
+            out.append(Int(b))
+            b = lruNext[Int(b)]
+        }
+        return out
+    }
+
+    private func checkIndex(_ block: Int) throws(KVPagingError) {
+        guard block >= 0, block < blockCount else {
+            throw KVPagingError(.invalidArgument, "block \(block) is outside the pool of \(blockCount) blocks")
+        }
+    }
+}
