@@ -12,7 +12,8 @@ public struct StepShape: Sendable, Hashable, Codable {
     public var prefillSequences: Int
     /// Decode tokens, which equals the number of decoding sequences.
     public var decodeTokens: Int
-    /// Σ over every scheduled sequence of its context length after the step (tokens whose KV the step attends to).
+    /// Σ over every scheduled sequence of the tokens already in its KV cache before the step
+    /// (the cached context the step reads; a decode at position `n` contributes `n`).
     public var contextTokens: Int
     /// Tokens whose KV is copied host → device before the step (swap-in).
     public var swapInTokens: Int

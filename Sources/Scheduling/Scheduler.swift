@@ -372,7 +372,7 @@ public struct SchedulerState: Sendable {
             shape.prefillTokens += tokens
             shape.prefillSequences += 1
         }
-        shape.contextTokens += s.computed + tokens
+        shape.contextTokens += s.computed
         return true
     }
 
@@ -407,7 +407,7 @@ public struct SchedulerState: Sendable {
         let e = batch.remove(at: i)
         let s = slots[slot]
         if e.isDecode { shape.decodeTokens -= 1 } else { shape.prefillTokens -= e.tokens; shape.prefillSequences -= 1 }
-        shape.contextTokens -= s.computed + e.tokens
+        shape.contextTokens -= s.computed
     }
 
     // MARK: Completing a step
