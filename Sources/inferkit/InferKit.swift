@@ -9,6 +9,7 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            Simulate.self,
         ]
     )
 }
@@ -18,6 +19,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
+            BenchSimulator.self,
         ]
     )
 }
