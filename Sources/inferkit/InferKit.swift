@@ -14,6 +14,7 @@ struct InferKit: AsyncParsableCommand {
             PTUCommand.self,
             LeversCommand.self,
             CatalogCommand.self,
+            Simulate.self,
         ]
     )
 }
@@ -25,6 +26,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchKernels.self,
             BenchPlanCommand.self,
+            BenchSimulator.self,
         ]
     )
 }
