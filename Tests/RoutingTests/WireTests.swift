@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+@testable import Routing
+
+@Suite struct WireTests {
+    @Test func requestKeepsUnknownFieldsAndRoundTrips() throws {
+        let json = """
+        {"model":"gpt-4o","messages":[{"role":"system","content":"be brief"},
+         {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x"}}],"x_meta":1}],
+         "temperature":0.2,"stop":"END","max_tokens":64,"top_k":40,"stream":true,
+         "stream_options":{"include_usage":true},"vendor":{"a":[1,2.5,null,true]}}
+        """
+        let request = try JSONDecoder().decode(ChatCompletionRequest.self, from: Data(json.utf8))
+        #expect(request.model == "gpt-4o")
+        #expect(request.stop?.values == ["END"])
+        #expect(request.extra["top_k"] == .integer(40))
+        #expect(request.extra["vendor"]?["a"] == .array([.integer(1), .number(2.5), .null, .bool(true)]))
+        #expect(request.messages[1].extra["x_meta"] == .integer(1))
+        #expect(request.messages[1].text == "hi")
+        #expect(request.systemPrompt == "be brief")
+        #expect(request.isStreaming)
+        #expect(request.streamOptions?.includeUsage == true)
+        let again = try JSONDecoder().decode(
+            ChatCompletionRequest.self, from: JSONEncoder().encode(request))
+        #expect(again == request)
+    }
+
+    @Test func missingModelIsADecodingError() {
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(ChatCompletionRequest.self, from: Data(#"{"messages":[]}"#.utf8))
+        }
+    }
+
+    @Test func responseAndChunkDecode() throws {
+        let json = """
+        {"id":"c1","object":"chat.completion","created":5,"model":"m","choices":[{"index":0,
+         "message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+         "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":0}},
+         "service_tier":"default"}
+        """
+        let response = try JSONDecoder().decode(ChatCompletionResponse.self, from: Data(json.utf8))
+        #expect(response.text == "ok")
+        #expect(response.usage?.totalTokens == 5)
+        #expect(response.usage?.extra["prompt_tokens_details"] != nil)
+        #expect(response.extra["service_tier"] == .string("default"))
+        let chunk = try JSONDecoder().decode(ChatCompletionChunk.self, from: Data("""
+        {"id":"c1","object":"chat.completion.chunk","created":5,"model":"m",
+         "choices":[{"index":0,"delta":{"content":"o"},"finish_reason":null}]}
+        """.utf8))
+        #expect(chunk.choices.first?.delta.content == "o")
+    }
+
+    @Test func errorBodyAcceptsNumericCode() throws {
+        let body = try JSONDecoder().decode(OpenAIErrorBody.self, from: Data(#"{"error":{"message":"m","type":"t","code":429}}"#.utf8))
+        #expect(body.error.code == "429")
+        let error = RoutingError(.rateLimited, "slow down", retryAfter: .milliseconds(1500))
+        #expect(error.httpStatus == 429)
+        #expect(error.body.error.type == "rate_limit_error")
+        #expect(error.retryAfterHeaderSeconds == 2)  // 1.5 s rounded up, never early
+        #expect(error.retryAfterHeaderMilliseconds == 1500)
+    }
+
+    @Test func retryAfterParsing() {
+        // retry-after-ms wins over Retry-After.
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: "250", retryAfter: "9", nowUnixSeconds: 0) == .milliseconds(250))
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: nil, retryAfter: " 3 ", nowUnixSeconds: 0) == .seconds(3))
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: "-1", retryAfter: "x", nowUnixSeconds: 0) == nil)
+        // 1994-11-06 08:49:37 UTC = 784111777 (RFC 9110's example date; `date -d` gives the same epoch).
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT"
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: nil, retryAfter: date, nowUnixSeconds: 784_111_770) == .seconds(7))
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: nil, retryAfter: date, nowUnixSeconds: 784_111_800) == .zero)
+        #expect(UpstreamError.parseRetryAfter(retryAfterMs: nil, retryAfter: "Sun, 06 Nov 1994 25:49:37 GMT", nowUnixSeconds: 0) == nil)
+    }
+}
