@@ -299,7 +299,14 @@ public final class MockUpstream: Sendable {
     }
 
     private func chatCompletions(request: Request, context: MockRequestContext) async throws -> Response {
-        state.withLock { $0.statistics.requests += 1 }
+        // Each request takes its fault (and script position) on arrival, so concurrent requests
+        // see the script in arrival order.
+        let (fault, latency, faults, id) = state.withLock { state in
+            state.statistics.requests += 1
+            state.nextID += 1
+            let fault = state.faults.pick(index: state.nextID - 1, generator: &state.generator)
+            return (fault, state.latency, state.faults, state.nextID)
+        }
         if let key = configuration.apiKey {
             let bearer = request.headers[.authorization]
             let given = request.headers[.apiKey] ?? (bearer.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil })
@@ -324,12 +331,7 @@ public final class MockUpstream: Sendable {
             return reject(RoutingError(.modelNotFound, "the mock upstream does not serve model '\(chat.model)'", param: "model"))
         }
 
-        let (fault, latency, faults, id) = state.withLock { state in
-            let fault = state.faults.pick(index: state.statistics.requests - 1, generator: &state.generator)
-            if fault != .none { state.statistics.faults[fault, default: 0] += 1 }
-            state.nextID += 1
-            return (fault, state.latency, state.faults, state.nextID)
-        }
+        if fault != .none { state.withLock { $0.statistics.faults[fault, default: 0] += 1 } }
 
         switch fault {
         case .rateLimited:
