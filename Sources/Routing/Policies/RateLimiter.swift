@@ -1,0 +1,240 @@
+/// Limits for one API key or one model.
+public struct RateLimit: Sendable, Hashable {
+    /// Requests per minute (a token bucket refilled continuously).
+    public var requestsPerMinute: Int?
+    /// Tokens (prompt + completion) per minute.
+    public var tokensPerMinute: Int?
+    /// A hard quota per fixed period (e.g. a day or 30 days).
+    public var quota: Quota?
+
+    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, quota: Quota? = nil) {
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.quota = quota
+    }
+}
+
+/// A usage quota over fixed periods. Periods are aligned to the clock's origin (process start for
+/// ``SystemRoutingClock``); quota state is in memory and starts afresh when the process restarts.
+public struct Quota: Sendable, Hashable {
+    public var period: Duration
+    public var maxTokens: Int?
+    public var maxRequests: Int?
+    public init(period: Duration, maxTokens: Int? = nil, maxRequests: Int? = nil) {
+        self.period = period
+        self.maxTokens = maxTokens
+        self.maxRequests = maxRequests
+    }
+}
+
+/// How tokens/min limits admit a request whose prompt size is only estimated.
+public enum TokenAdmission: Sendable, Hashable {
+    /// Admit while the bucket is not empty and charge the estimate; the upstream's reported usage
+    /// then corrects the charge (the bucket may go into debt, repaid by refill). A key allowed N
+    /// tokens/min is never refused before it has used N — estimate errors cannot lock it out early.
+    case optimistic
+    /// Admit only when the bucket holds the whole estimate. Never exceeds the limit on
+    /// admission, but an over-estimate can refuse a request that would have fitted.
+    case strict
+}
+
+/// Which limit refused a request.
+public enum RateLimitScope: Sendable, Hashable, CustomStringConvertible {
+    case apiKey(String)
+    case model(String)
+    public var description: String {
+        switch self {
+        case .apiKey(let id): return "API key '\(id)'"
+        case .model(let name): return "model '\(name)'"
+        }
+    }
+}
+
+/// Per-key and per-model requests/min, tokens/min and quotas, as a value-type state machine.
+///
+/// `admit` checks every applicable limit and charges them all or none; `reconcile` corrects the
+/// token charge with the usage the upstream reported.
+public struct RateLimiter: Sendable {
+    public enum Decision: Sendable, Hashable {
+        case admitted(Ticket)
+        /// 429: retry after the given time.
+        case rateLimited(scope: RateLimitScope, retryAfter: Duration, what: String)
+        /// 429 without Retry-After: the request alone exceeds a per-minute limit.
+        case tooLarge(scope: RateLimitScope, tokens: Int, limit: Int)
+        /// 403: the quota of the current period is used up; it resets after `resetIn`.
+        case quotaExhausted(scope: RateLimitScope, resetIn: Duration, what: String)
+    }
+
+    /// What was charged at admission, to be reconciled later.
+    public struct Ticket: Sendable, Hashable {
+        public let scopes: [RateLimitScope]
+        public let chargedTokens: Int
+    }
+
+    struct Entry: Sendable {
+        var limit: RateLimit
+        var requests: TokenBucket?
+        var tokens: TokenBucket?
+        var windowIndex: Int64 = 0
+        var windowTokens: Int64 = 0
+        var windowRequests: Int64 = 0
+    }
+
+    public let admission: TokenAdmission
+    private var entries: [RateLimitScope: Entry] = [:]
+    private let keyLimits: [String: RateLimit]
+    private let defaultKeyLimit: RateLimit?
+    private let modelLimits: [String: RateLimit]
+
+    /// - Parameters:
+    ///   - keyLimits: limits by API-key id; keys not listed get `defaultKeyLimit` (nil: unlimited).
+    ///   - modelLimits: limits by public model name, shared by all keys.
+    /// - Throws: ``RoutingError`` (`invalidConfiguration`) for zero, negative or absurd limits.
+    public init(
+        keyLimits: [String: RateLimit] = [:], defaultKeyLimit: RateLimit? = nil,
+        modelLimits: [String: RateLimit] = [:], admission: TokenAdmission = .optimistic
+    ) throws(RoutingError) {
+        for (name, limit) in keyLimits { try Self.validate(limit, RateLimitScope.apiKey(name)) }
+        if let defaultKeyLimit { try Self.validate(defaultKeyLimit, RateLimitScope.apiKey("*")) }
+        for (name, limit) in modelLimits { try Self.validate(limit, RateLimitScope.model(name)) }
+        self.keyLimits = keyLimits
+        self.defaultKeyLimit = defaultKeyLimit
+        self.modelLimits = modelLimits
+        self.admission = admission
+    }
+
+    static func validate(_ limit: RateLimit, _ scope: RateLimitScope) throws(RoutingError) {
+        // Building a bucket validates the numbers.
+        if let rpm = limit.requestsPerMinute { _ = try TokenBucket(limit: rpm, per: .seconds(60), now: .origin) }
+        if let tpm = limit.tokensPerMinute { _ = try TokenBucket(limit: tpm, per: .seconds(60), now: .origin) }
+        if let quota = limit.quota {
+            guard quota.period >= .seconds(1) else {
+                throw RoutingError(.invalidConfiguration, "quota period of \(scope) must be at least 1 s")
+            }
+            if let max = quota.maxTokens, max <= 0 {
+                throw RoutingError(.invalidConfiguration, "quota maxTokens of \(scope) must be positive")
+            }
+            if let max = quota.maxRequests, max <= 0 {
+                throw RoutingError(.invalidConfiguration, "quota maxRequests of \(scope) must be positive")
+            }
+        }
+    }
+
+    private func limit(for scope: RateLimitScope) -> RateLimit? {
+        switch scope {
+        case .apiKey(let id): return keyLimits[id] ?? defaultKeyLimit
+        case .model(let name): return modelLimits[name]
+        }
+    }
+
+    private mutating func entry(_ scope: RateLimitScope, _ limit: RateLimit, now: RoutingInstant) -> Entry {
+        if let existing = entries[scope] { return existing }
+        // Limits were validated in init, so these cannot throw.
+        let requests = limit.requestsPerMinute.flatMap { try? TokenBucket(limit: $0, per: .seconds(60), now: now) }
+        let tokens = limit.tokensPerMinute.flatMap { try? TokenBucket(limit: $0, per: .seconds(60), now: now) }
+        return Entry(limit: limit, requests: requests, tokens: tokens)
+    }
+
+    private static func rollWindow(_ entry: inout Entry, now: RoutingInstant) -> Duration {
+        guard let quota = entry.limit.quota else { return .zero }
+        let periodMicros = max(1, TokenBucket.micros(quota.period))
+        let index = max(0, TokenBucket.micros(now.sinceOrigin)) / periodMicros
+        if index != entry.windowIndex {
+            entry.windowIndex = index
+            entry.windowTokens = 0
+            entry.windowRequests = 0
+        }
+        let end = RoutingInstant(.microseconds((index + 1) * periodMicros))
+        return end - now
+    }
+
+    /// Checks all limits for a request and charges them if it is admitted.
+    public mutating func admit(apiKey: String?, model: String, estimatedTokens: Int, now: RoutingInstant) -> Decision {
+        var scopes: [RateLimitScope] = []
+        if let apiKey { scopes.append(.apiKey(apiKey)) }
+        scopes.append(.model(model))
+        var staged: [(RateLimitScope, Entry)] = []
+        let estimate = Int64(max(0, estimatedTokens))
+        for scope in scopes {
+            guard let limit = limit(for: scope) else { continue }
+            var entry = entry(scope, limit, now: now)
+            let resetIn = Self.rollWindow(&entry, now: now)
+            if let quota = limit.quota {
+                if let max = quota.maxRequests, entry.windowRequests >= Int64(max) {
+                    return .quotaExhausted(scope: scope, resetIn: resetIn, what: "\(max) requests per \(quota.period)")
+                }
+                if let max = quota.maxTokens, entry.windowTokens >= Int64(max) {
+                    return .quotaExhausted(scope: scope, resetIn: resetIn, what: "\(max) tokens per \(quota.period)")
+                }
+            }
+            if var bucket = entry.requests {
+                let wait = bucket.timeUntil(tokens: 1, now: now)
+                if wait > .zero {
+                    return .rateLimited(scope: scope, retryAfter: wait, what: "\(bucket.limit) requests per minute")
+                }
+                entry.requests = bucket
+            }
+            if var bucket = entry.tokens {
+                guard bucket.canEverHold(estimate) else {
+                    return .tooLarge(scope: scope, tokens: Int(estimate), limit: Int(bucket.limit))
+                }
+                let wait: Duration
+                switch admission {
+                case .strict:
+                    wait = bucket.timeUntil(tokens: estimate, now: now)
+                case .optimistic:
+                    // Admit while anything is left; if nothing is, say when the whole estimate fits.
+                    wait = bucket.isEmpty(now: now) ? bucket.timeUntil(tokens: max(1, estimate), now: now) : .zero
+                }
+                if wait > .zero {
+                    return .rateLimited(scope: scope, retryAfter: wait, what: "\(bucket.limit) tokens per minute")
+                }
+                entry.tokens = bucket
+            }
+            staged.append((scope, entry))
+        }
+        // Every limit admits: charge them all.
+        for (scope, var entry) in staged {
+            entry.requests?.take(1, now: now)
+            entry.tokens?.take(estimate, now: now)
+            entry.windowRequests += 1
+            entry.windowTokens += estimate
+            entries[scope] = entry
+        }
+        return .admitted(Ticket(scopes: staged.map(\.0), chargedTokens: Int(estimate)))
+    }
+
+    /// Corrects the token charge of an admitted request with the tokens it really used.
+    public mutating func reconcile(_ ticket: Ticket, actualTokens: Int, now: RoutingInstant) {
+        let delta = Int64(max(0, actualTokens)) - Int64(ticket.chargedTokens)
+        guard delta != 0 else { return }
+        for scope in ticket.scopes {
+            guard var entry = entries[scope] else { continue }
+            if var bucket = entry.tokens {
+                if delta > 0 { bucket.take(delta, now: now) } else { bucket.give(-delta, now: now) }
+                entry.tokens = bucket
+            }
+            _ = Self.rollWindow(&entry, now: now)
+            entry.windowTokens = max(0, entry.windowTokens + delta)
+            entries[scope] = entry
+        }
+    }
+
+    /// Tokens left this minute for a scope (nil when it has no tokens/min limit).
+    public mutating func remainingTokens(_ scope: RateLimitScope, now: RoutingInstant) -> Int64? {
+        guard var entry = entries[scope] else { return limit(for: scope)?.tokensPerMinute.map(Int64.init) }
+        guard var bucket = entry.tokens else { return nil }
+        let value = bucket.available(now: now)
+        entry.tokens = bucket
+        entries[scope] = entry
+        return value
+    }
+}
+
+extension TokenBucket {
+    /// Whether nothing at all is left (level ≤ 0).
+    mutating func isEmpty(now: RoutingInstant) -> Bool {
+        refill(now: now)
+        return level <= 0
+    }
+}
