@@ -14,10 +14,10 @@ public struct ModelTier: Sendable, Hashable {
 
 /// Maps query classes to the cheapest model whose tier is high enough.
 public struct ModelTierRouter: Sendable, Hashable {
-    public var models: [ModelTier]
+    public let models: [ModelTier]
     /// The tier each class needs; classes not listed need `defaultTier`.
-    public var requiredTier: [QueryClass: Int]
-    public var defaultTier: Int
+    public let requiredTier: [QueryClass: Int]
+    public let defaultTier: Int
 
     /// - Throws: `invalidConfiguration` when there are no models or a class needs a tier no model has.
     public init(models: [ModelTier], requiredTier: [QueryClass: Int], defaultTier: Int) throws(RoutingError) {
@@ -44,12 +44,13 @@ public struct ModelTierRouter: Sendable, Hashable {
             if a.pricing.blended != b.pricing.blended { return a.pricing.blended < b.pricing.blended }
             if a.tier != b.tier { return a.tier < b.tier }
             return a.model < b.model
-        } ?? models.max { $0.tier < $1.tier }!
+        } ?? mostCapable
     }
 
     /// The most capable model (the baseline an evaluation compares against).
     public var mostCapable: ModelTier {
-        models.max { a, b in a.tier != b.tier ? a.tier < b.tier : a.pricing.blended > b.pricing.blended }!
+        // `models` is non-empty (checked in init).
+        models.max { a, b in a.tier != b.tier ? a.tier < b.tier : a.pricing.blended > b.pricing.blended } ?? models[0]
     }
 }
 

@@ -1,0 +1,120 @@
+/// Holds a stream iterator handed from the task that opened the stream to the relay task.
+/// `@unchecked Sendable`: after the hand-off only the relay task touches it, one `next()` at a time.
+final class ChunkIteratorBox: @unchecked Sendable {
+    var iterator: AsyncThrowingStream<ChatCompletionChunk, any Error>.Iterator
+    init(_ iterator: AsyncThrowingStream<ChatCompletionChunk, any Error>.Iterator) { self.iterator = iterator }
+    func next() async throws -> ChatCompletionChunk? { try await iterator.next() }
+}
+
+struct OpenedStream: Sendable {
+    var first: ChatCompletionChunk
+    var rest: ChunkIteratorBox
+}
+
+extension Gateway {
+    /// Answers a chat completion as a stream of chunks.
+    ///
+    /// Retries, failover and fallbacks apply until the first chunk arrives; after that the stream
+    /// is committed to its backend and an upstream failure ends it with a ``RoutingError``
+    /// (`upstreamFailed`). The upstream is always asked for a final usage chunk (for rate limits and
+    /// accounting); it is passed on only when the client set `stream_options.include_usage`.
+    /// Cache hits are replayed as one content chunk.
+    /// - Throws: ``RoutingError`` (with the request id) when no first chunk could be obtained.
+    public func stream(_ request: ChatCompletionRequest, key: APIKey? = nil, requestID: String? = nil)
+        async throws(RoutingError) -> GatewayStream
+    {
+        let admitted = try admit(request, key: key, requestID: requestID)
+        let wantsUsage = request.streamOptions?.includeUsage ?? false
+        let lookup = await cacheLookup(request, admitted: admitted)
+        if let hit = lookup.hit {
+            let now = clock.now
+            state.withLock {
+                $0.limiter.reconcile(admitted.ticket, actualTokens: 0, now: now)
+                $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
+                                 promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
+                $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", lookup.kindLabel)])
+            }
+            observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
+            let id = "chatcmpl-" + admitted.requestID
+            var chunks = [ChatCompletionChunk(
+                id: id, created: hit.created, model: hit.model,
+                choices: hit.choices.map {
+                    .init(index: $0.index, delta: ChatDelta(role: .assistant, content: $0.message.text, toolCalls: $0.message.toolCalls),
+                          finishReason: $0.finishReason ?? "stop")
+                })]
+            if wantsUsage, let usage = hit.usage {
+                chunks.append(ChatCompletionChunk(id: id, created: hit.created, model: hit.model, choices: [], usage: usage))
+            }
+            let replay = AsyncThrowingStream<ChatCompletionChunk, any Error> { continuation in
+                for chunk in chunks { continuation.yield(chunk) }
+                continuation.finish()
+            }
+            return GatewayStream(requestID: admitted.requestID, model: admitted.chain[0], backendID: nil, attempts: 0,
+                                 cache: lookup.outcome, chunks: replay)
+        }
+
+        var upstreamRequest = request
+        upstreamRequest.stream = true
+        upstreamRequest.streamOptions = StreamOptions(includeUsage: true)
+        let opened: OpenedStream, model: String, backendID: String, attempts: Int, held: HeldLease?
+        do {
+            (opened, model, backendID, attempts, held) = try await run(upstreamRequest, admitted: admitted, keepLease: true) {
+                upstream, upstreamRequest, context throws -> OpenedStream in
+                var iterator = upstream.stream(upstreamRequest, context: context).makeAsyncIterator()
+                guard let first = try await iterator.next() else {
+                    throw UpstreamError(kind: .invalidResponse, message: "the stream ended before its first chunk")
+                }
+                return OpenedStream(first: first, rest: ChunkIteratorBox(iterator))
+            }
+        } catch {
+            fail(error, admitted: admitted)
+            throw error
+        }
+
+        let (out, continuation) = AsyncThrowingStream<ChatCompletionChunk, any Error>.makeStream()
+        let estimator = configuration.estimator
+        let relay = Task { [self] in
+            var usage: Usage?
+            var completionText = ""
+            func forward(_ chunk: ChatCompletionChunk) {
+                if let reported = chunk.usage { usage = reported }
+                for choice in chunk.choices { completionText += choice.delta.content ?? "" }
+                if !wantsUsage, chunk.usage != nil {
+                    if chunk.choices.isEmpty { return }
+                    var stripped = chunk
+                    stripped.usage = nil
+                    continuation.yield(stripped)
+                } else {
+                    continuation.yield(chunk)
+                }
+            }
+            forward(opened.first)
+            var failure: UpstreamError?
+            do {
+                while let chunk = try await opened.rest.next() { forward(chunk) }
+            } catch {
+                failure = Self.upstreamError(from: error)
+            }
+            let cancelled = Task.isCancelled || failure?.kind == .cancelled
+            let outcome: CircuitBreaker.Outcome = cancelled ? .ignored : (failure.map(Self.breakerOutcome) ?? .success)
+            if let held { release(held, outcome: outcome, error: failure) }
+            let finalUsage = usage ?? Usage(promptTokens: admitted.promptEstimate,
+                                            completionTokens: estimator.tokens(in: completionText))
+            let now = clock.now
+            state.withLock { account(&$0, admitted: admitted, model: model, backendID: backendID, usage: finalUsage, now: now) }
+            if let failure, !cancelled {
+                let error = RoutingError(.upstreamFailed, "the upstream stream broke off (\(failure.kind)): retry the request",
+                                         requestID: admitted.requestID, upstream: failure)
+                logger.warning("stream interrupted", metadata: ["request_id": "\(admitted.requestID)", "backend": "\(backendID)"])
+                observer?(.answered(requestID: admitted.requestID, error: error, at: now))
+                continuation.finish(throwing: error)
+            } else {
+                observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
+                continuation.finish()
+            }
+        }
+        continuation.onTermination = { _ in relay.cancel() }
+        return GatewayStream(requestID: admitted.requestID, model: model, backendID: backendID, attempts: attempts,
+                             cache: lookup.outcome, chunks: out)
+    }
+}
