@@ -1,4 +1,5 @@
 import HTTPTypes
+import AsyncHTTPClient
 import Hummingbird
 import Logging
 import NIOCore
@@ -95,19 +96,28 @@ public final class RunningServer: Sendable {
     public var baseURL: String { "http://\(host):\(port)" }
 
     /// Starts `makeApplication` (given the callback to pass as `onServerRunning`) and returns once it listens.
-    /// - Parameter services: services that run beside the server and stop with it (e.g. an HTTP client owner).
+    /// - Parameters:
+    ///   - services: services that run beside the server and stop after it (e.g. an HTTP client owner).
+    ///   - handleSignals: SIGTERM/SIGINT trigger a graceful shutdown.
     static func start(
         host: String,
         logger: Logger,
         gracefulShutdownTimeout: Duration?,
         services: [any Service] = [],
+        handleSignals: Bool = false,
         makeApplication: (@escaping @Sendable (any Channel) async -> Void) -> any Service
     ) async throws -> RunningServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = makeApplication { channel in
             continuation.yield(channel.localAddress?.port ?? 0)
         }
-        var configuration = ServiceGroupConfiguration(services: [app] + services, logger: logger)
+        // A service group shuts its services down in reverse order: the server first (finishing
+        // in-flight requests), then the services it depends on.
+        var configuration = ServiceGroupConfiguration(
+            services: services + [app],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger
+        )
         configuration.maximumGracefulShutdownDuration = gracefulShutdownTimeout
         let group = ServiceGroup(configuration: configuration)
         let failure = Mutex<(any Error)?>(nil)
@@ -163,4 +173,14 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
     /// Uniform in [0, 1).
     mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
+}
+
+/// Shuts an `HTTPClient` down when the service group shuts down (after the server has stopped).
+public struct HTTPClientService: Service {
+    public let client: HTTPClient
+    public init(client: HTTPClient) { self.client = client }
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
 }
