@@ -1,0 +1,5 @@
+import Hummingbird
+import AsyncHTTPClient
+import Prometheus
+import Yams
+import Routing

@@ -1,0 +1,274 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import Routing
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Where an ``HTTPUpstream`` sends requests and how it authenticates.
+public enum HTTPUpstreamEndpoint: Sendable, Equatable {
+    /// An OpenAI-compatible server (OpenAI, vLLM, llama.cpp server, Ollama, this package's gateway):
+    /// `POST {baseURL}/chat/completions` with `Authorization: Bearer {key}`.
+    /// `baseURL` normally ends in `/v1`, as in the OpenAI SDKs (`http://10.0.0.5:8000/v1`).
+    case openAICompatible(baseURL: String)
+    /// An Azure OpenAI deployment:
+    /// `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={apiVersion}`
+    /// with an `api-key` header.
+    case azureOpenAI(endpoint: String, deployment: String, apiVersion: String)
+
+    /// The full URL of the chat-completions call.
+    public var chatCompletionsURL: String {
+        switch self {
+        case .openAICompatible(let baseURL):
+            return Self.trimmingSlashes(baseURL) + "/chat/completions"
+        case .azureOpenAI(let endpoint, let deployment, let apiVersion):
+            return Self.trimmingSlashes(endpoint) + "/openai/deployments/" + Self.percentEncodePathSegment(deployment)
+                + "/chat/completions?api-version=" + Self.percentEncodePathSegment(apiVersion)
+        }
+    }
+
+    static func trimmingSlashes(_ text: String) -> String {
+        var text = Substring(text)
+        while text.hasSuffix("/") { text = text.dropLast() }
+        return String(text)
+    }
+
+    static func percentEncodePathSegment(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
+            }
+        }
+        return out
+    }
+}
+
+/// An ``Routing/Upstream`` over HTTP/1.1 with AsyncHTTPClient: OpenAI-compatible servers and
+/// Azure OpenAI deployments, non-streaming and SSE streaming.
+///
+/// Failures become ``Routing/UpstreamError``s the router can classify: HTTP statuses (with
+/// `Retry-After` / `retry-after-ms` and the upstream's OpenAI error body), timeouts,
+/// connection failures before a response, connections dropped mid-response, and bodies that
+/// are not chat completions. The API key is sent only in its header and never logged.
+public struct HTTPUpstream: Upstream {
+    /// The HTTP client (shared by all upstreams of a gateway; its pool keeps connections alive).
+    public let client: HTTPClient
+    public let endpoint: HTTPUpstreamEndpoint
+    /// The time budget of an attempt when the router gives none.
+    public let defaultTimeout: Duration
+    /// Largest response body (non-streaming) or single SSE event accepted.
+    public let maximumResponseBytes: Int
+    private let url: String
+    private let headers: HTTPHeaders
+
+    /// - Parameters:
+    ///   - apiKey: sent as `Authorization: Bearer` (OpenAI-compatible) or `api-key` (Azure); `nil` sends none.
+    ///   - extraHeaders: added to every request (e.g. `OpenAI-Organization`).
+    public init(
+        client: HTTPClient, endpoint: HTTPUpstreamEndpoint, apiKey: String?, extraHeaders: [(String, String)] = [],
+        defaultTimeout: Duration = .seconds(600), maximumResponseBytes: Int = 32 << 20
+    ) {
+        self.client = client
+        self.endpoint = endpoint
+        self.defaultTimeout = defaultTimeout
+        self.maximumResponseBytes = maximumResponseBytes
+        url = endpoint.chatCompletionsURL
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: "application/json, text/event-stream")
+        if let apiKey, !apiKey.isEmpty {
+            switch endpoint {
+            case .openAICompatible: headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+            case .azureOpenAI: headers.add(name: "api-key", value: apiKey)
+            }
+        }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        self.headers = headers
+    }
+
+    private func makeRequest(_ request: ChatCompletionRequest, streaming: Bool, context: UpstreamCallContext) throws -> HTTPClientRequest {
+        var body = request
+        body.stream = streaming ? true : nil
+        if streaming {
+            // Ask for the usage chunk so the gateway can reconcile token limits and account cost.
+            var options = body.streamOptions ?? StreamOptions()
+            options.includeUsage = true
+            body.streamOptions = options
+        } else {
+            body.streamOptions = nil
+        }
+        var http = HTTPClientRequest(url: url)
+        http.method = .POST
+        http.headers = headers
+        http.headers.add(name: "x-request-id", value: context.requestID)
+        do {
+            http.body = .bytes(try WireJSON.encode(body))
+        } catch {
+            throw UpstreamError(kind: .invalidResponse, message: "could not encode the request for the upstream: \(error)")
+        }
+        return http
+    }
+
+    public func send(_ request: ChatCompletionRequest, context: UpstreamCallContext) async throws -> ChatCompletionResponse {
+        let http = try makeRequest(request, streaming: false, context: context)
+        let deadline = NIODeadline.now() + TimeAmount(context.timeout ?? defaultTimeout)
+        do {
+            let response = try await client.execute(http, deadline: deadline)
+            try await Self.checkStatus(response, maximumBytes: 1 << 20)
+            let body = try await response.body.collect(upTo: maximumResponseBytes)
+            do {
+                return try WireJSON.decode(ChatCompletionResponse.self, from: body)
+            } catch {
+                throw UpstreamError(kind: .invalidResponse, message: "the upstream answered 2xx with a body that is not a chat completion")
+            }
+        } catch {
+            throw Self.classify(error, afterHead: false)
+        }
+    }
+
+    public func stream(_ request: ChatCompletionRequest, context: UpstreamCallContext)
+        -> AsyncThrowingStream<ChatCompletionChunk, any Error>
+    {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ChatCompletionChunk.self, throwing: (any Error).self)
+        let http: HTTPClientRequest
+        do {
+            http = try makeRequest(request, streaming: true, context: context)
+        } catch {
+            continuation.finish(throwing: error)
+            return stream
+        }
+        let client = self.client
+        let budget = context.timeout ?? defaultTimeout
+        let maximumEventBytes = maximumResponseBytes
+        let task = Task {
+            let start = ContinuousClock.now
+            var afterHead = false
+            do {
+                let response = try await client.execute(http, deadline: .now() + TimeAmount(budget))
+                try await Self.checkStatus(response, maximumBytes: 1 << 20)
+                afterHead = true
+                var parser = ServerSentEventParser(maximumEventBytes: maximumEventBytes)
+                var sawDone = false
+                var sawFinish = false
+                let decoder = JSONDecoder()
+                reading: for try await buffer in response.body {
+                    for event in try parser.feed(buffer) {
+                        if event.isDone {
+                            sawDone = true
+                            break reading
+                        }
+                        let chunk: ChatCompletionChunk
+                        do {
+                            chunk = try decoder.decode(ChatCompletionChunk.self, from: Data(event.data.utf8))
+                        } catch {
+                            throw UpstreamError(kind: .invalidResponse, message: "a streamed event is not a chat.completion.chunk")
+                        }
+                        if chunk.choices.contains(where: { $0.finishReason != nil }) { sawFinish = true }
+                        continuation.yield(chunk)
+                    }
+                    if ContinuousClock.now - start > budget {
+                        throw UpstreamError(kind: .timeout, message: "the stream did not finish within \(budget)")
+                    }
+                }
+                if !sawDone && !sawFinish {
+                    throw UpstreamError(kind: .connectionDropped, message: "the upstream closed the stream before it finished")
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: Self.classify(error, afterHead: afterHead))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// Throws an ``UpstreamError`` for a non-2xx response, with Retry-After and the error body.
+    static func checkStatus(_ response: HTTPClientResponse, maximumBytes: Int) async throws {
+        let code = Int(response.status.code)
+        guard !(200..<300).contains(code) else { return }
+        let retryAfter = UpstreamError.parseRetryAfter(
+            retryAfterMs: response.headers.first(name: "retry-after-ms"),
+            retryAfter: response.headers.first(name: "retry-after"),
+            nowUnixSeconds: Date().timeIntervalSince1970
+        )
+        let bytes = try? await response.body.collect(upTo: maximumBytes)
+        let errorBody = bytes.flatMap { try? WireJSON.decode(OpenAIErrorBody.self, from: $0) }
+        throw UpstreamError(kind: .status(code), retryAfter: retryAfter, body: errorBody)
+    }
+
+    /// Maps transport errors to ``UpstreamError`` kinds.
+    static func classify(_ error: any Error, afterHead: Bool) -> UpstreamError {
+        if let upstream = error as? UpstreamError { return upstream }
+        if error is CancellationError { return UpstreamError(kind: .cancelled, message: "the attempt was cancelled") }
+        if let gateway = error as? GatewayError { return UpstreamError(kind: .invalidResponse, message: gateway.message) }
+        if let http = error as? HTTPClientError {
+            switch http {
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
+                return UpstreamError(kind: .timeout, message: "the upstream did not answer in time")
+            case .connectTimeout:
+                return UpstreamError(kind: .connectionFailed, message: "connecting to the upstream timed out")
+            case .cancelled:
+                return UpstreamError(kind: .cancelled, message: "the attempt was cancelled")
+            case .remoteConnectionClosed:
+                return UpstreamError(
+                    kind: afterHead ? .connectionDropped : .connectionFailed,
+                    message: afterHead ? "the upstream closed the connection mid-response" : "the upstream closed the connection before answering"
+                )
+            default:
+                return UpstreamError(kind: afterHead ? .connectionDropped : .connectionFailed, message: "HTTP client error: \(http)")
+            }
+        }
+        if error is NIOTooManyBytesError {
+            return UpstreamError(kind: .invalidResponse, message: "the upstream's response exceeds the size limit")
+        }
+        return UpstreamError(
+            kind: afterHead ? .connectionDropped : .connectionFailed,
+            message: "transport error: \(String(describing: error).prefix(200))"
+        )
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        self = nanos.overflow ? .nanoseconds(.max) : .nanoseconds(nanos.partialValue &+ attoseconds / 1_000_000_000)
+    }
+}
+
+extension HTTPUpstream {
+    /// An HTTP client tuned for a gateway: connection failures surface at once (no silent
+    /// reconnect loop, so the router can fail over), a short connect timeout, many keep-alive
+    /// connections per upstream, and a read-idle timeout that bounds a stalled stream.
+    ///
+    /// - Parameters:
+    ///   - connectTimeout: time to establish a TCP connection (default 2 s).
+    ///   - maximumConnectionsPerHost: keep-alive connections per upstream host (default 512).
+    ///   - readIdleTimeout: longest silence while reading a response (default 120 s); `nil` for none.
+    public static func makeClient(
+        connectTimeout: Duration = .seconds(2), maximumConnectionsPerHost: Int = 512, readIdleTimeout: Duration? = .seconds(120)
+    ) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: TimeAmount(connectTimeout), read: readIdleTimeout.map { TimeAmount($0) })
+        var pool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maximumConnectionsPerHost)
+        )
+        pool.retryConnectionEstablishment = false
+        configuration.connectionPool = pool
+        configuration.httpVersion = .http1Only
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+}

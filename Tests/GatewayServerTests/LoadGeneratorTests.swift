@@ -1,0 +1,100 @@
+import Logging
+import Testing
+
+@testable import GatewayServer
+
+@Suite struct LoadGeneratorTests {
+    static let quiet: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    @Test func closedLoopCountsEveryRequestAndErrorCategory() async throws {
+        // Script: ok, 429, ok, 503 → of 40 requests, 10 are 429s and 10 are 503s.
+        let mock = try MockUpstream(
+            configuration: .init(completionTokens: 3, faults: .init(script: [.none, .rateLimited, .none, .unavailable])),
+            logger: Self.quiet
+        )
+        let port = try await mock.start()
+        let generator = try LoadGenerator(configuration: .init(
+            url: "http://127.0.0.1:\(port)", pacing: .concurrency(4), requestCount: 40
+        ))
+        let report = try await generator.run()
+        await mock.stop()
+        #expect(report.requests == 40)
+        #expect(report.succeeded == 20)
+        #expect(report.errors == ["http_429": 10, "http_503": 10])
+        #expect(report.totalOutputTokens == 60)
+        #expect(report.endToEnd?.count == 20)
+        #expect(mock.statistics.requests == 40)
+    }
+
+    @Test func streamingMeasuresTTFTAndInterTokenGaps() async throws {
+        // 6 tokens, 30 ms before the first, 10 ms between the others:
+        // TTFT ≥ 30 ms and E2E ≥ 80 ms (sleeps never end early). A single client-side gap can be
+        // shorter than 10 ms when the previous chunk arrived late, so gaps are checked on average:
+        // 5 gaps per request, typical gap ≈ 10 ms.
+        let mock = try MockUpstream(
+            configuration: .init(firstTokenLatency: .milliseconds(30), interTokenLatency: .milliseconds(10), completionTokens: 6),
+            logger: Self.quiet
+        )
+        let port = try await mock.start()
+        let generator = try LoadGenerator(configuration: .init(
+            url: "http://127.0.0.1:\(port)/v1", stream: true, pacing: .concurrency(2), requestCount: 4
+        ))
+        let report = try await generator.run()
+        await mock.stop()
+        #expect(report.succeeded == 4)
+        #expect(report.totalOutputTokens == 24)
+        let ttft = try #require(report.timeToFirstToken)
+        let itl = try #require(report.interTokenLatency)
+        let tpot = try #require(report.timePerOutputToken)
+        #expect(ttft.count == 4 && ttft.min >= 0.030)
+        #expect(itl.count == 20)
+        #expect(itl.p50 >= 0.008 && itl.mean >= 0.009 && itl.mean < 0.05)
+        #expect(tpot.count == 4 && tpot.mean >= 0.009 && tpot.mean < 0.05)
+        #expect(report.endToEnd!.min >= 0.080)
+    }
+
+    @Test func openLoopRateSpacesRequestStarts() async throws {
+        // 20 requests at 200/s: the last starts 19 × 5 ms = 95 ms after the first.
+        let mock = try MockUpstream(configuration: .init(completionTokens: 1), logger: Self.quiet)
+        let port = try await mock.start()
+        let generator = try LoadGenerator(configuration: .init(
+            url: "http://127.0.0.1:\(port)", pacing: .rate(perSecond: 200, maximumInFlight: 8), requestCount: 20
+        ))
+        let report = try await generator.run()
+        await mock.stop()
+        #expect(report.succeeded == 20)
+        #expect(report.wallSeconds >= 0.095)
+    }
+
+    @Test func durationBoundsTheRunAndRefusedConnectionsAreCounted() async throws {
+        // Nothing listens on the port of a stopped mock: every request is a connection error.
+        let mock = try MockUpstream(configuration: .init(), logger: Self.quiet)
+        let port = try await mock.start()
+        await mock.stop()
+        let generator = try LoadGenerator(configuration: .init(
+            url: "http://127.0.0.1:\(port)", pacing: .concurrency(1), duration: .milliseconds(200)
+        ))
+        let start = ContinuousClock.now
+        let report = try await generator.run()
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(report.requests > 0 && report.succeeded == 0)
+        #expect(report.errors.keys.allSatisfy { $0 == "connection" || $0 == "client_error" || $0 == "connection_closed" })
+    }
+
+    @Test func unboundedOrAbsurdRunsAreRejected() {
+        #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "http://127.0.0.1:1")) }
+        #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "ftp://x", requestCount: 1)) }
+        #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "http://x", pacing: .concurrency(0), requestCount: 1)) }
+        #expect(throws: GatewayError.self) {
+            try LoadGenerator(configuration: .init(url: "http://x", pacing: .rate(perSecond: -1, maximumInFlight: 1), requestCount: 1))
+        }
+        #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "http://x", requestCount: 0)) }
+        let c = LoadTestConfiguration(url: "http://h:1/v1/", requestCount: 1)
+        #expect(c.chatCompletionsURL == "http://h:1/v1/chat/completions")
+        #expect(LoadTestConfiguration(url: "http://h:1", requestCount: 1).chatCompletionsURL == "http://h:1/v1/chat/completions")
+    }
+}
