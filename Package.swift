@@ -107,7 +107,12 @@ let package = Package(
             dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "QuantizationTests",
+            dependencies: ["Quantization", "TensorCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
