@@ -94,7 +94,7 @@ def reference_gguf():
     w.add_array("test.array_i32", [1, -2, 3])
     w.add_array("test.array_str", ["a", "bc", ""])
     w.add_array("test.array_nested", [[1, 2], [3]])
-    w.add_uint32("general.alignment", 64)
+    w.add_custom_alignment(64)  # sets general.alignment and aligns the data to it
     rng = np.random.default_rng(7)
     tensors = {}
     a = rng.standard_normal((3, 5)).astype(np.float32)
