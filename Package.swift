@@ -52,7 +52,9 @@ let package = Package(
             dependencies: ["TensorCore", "CInferenceKitOpenCL"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quantization", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
+        // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
+        .target(name: "CInferenceKitQuantKernels"),
+        .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
 
         // MARK: Planning, scheduling, routing
