@@ -90,6 +90,7 @@ let package = Package(
                 "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
                 "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
+                "CInferenceKitBLAS", "CInferenceKitQuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -70,6 +70,18 @@ public struct QuantizedLinear: LinearWeights {
         storage = PackedStorage(matrix)
     }
 
+    /// A deep copy with its own packed buffers (benchmarks rotate over distinct copies to stream from memory).
+    package func duplicated() -> QuantizedLinear {
+        QuantizedLinear(format: format, outputFeatures: outputFeatures, inputFeatures: inputFeatures, storage: storage.copy())
+    }
+
+    init(format: QuantizationFormat, outputFeatures: Int, inputFeatures: Int, storage: PackedStorage) {
+        self.format = format
+        self.outputFeatures = outputFeatures
+        self.inputFeatures = inputFeatures
+        self.storage = storage
+    }
+
     /// The instruction-set path the kernels use on this machine (`avx512-vnni`, `avx2`, `scalar`).
     public static var activeISA: String { ISA.active.name }
 
@@ -252,6 +264,30 @@ final class PackedStorage: @unchecked Sendable {
             row_scales: rsc.map { UnsafePointer($0.baseAddress!) }, mins: mn.map { UnsafePointer($0.baseAddress!) },
             zeros: zr.map { UnsafePointer($0.baseAddress!) })
     }
+
+    private init(copying o: PackedStorage) {
+        func dup<T>(_ b: UnsafeMutableBufferPointer<T>?) -> UnsafeMutableBufferPointer<T>? {
+            guard let b else { return nil }
+            let n = UnsafeMutableBufferPointer<T>.allocate(capacity: b.count)
+            _ = n.initialize(fromContentsOf: b)
+            return n
+        }
+        codes = .allocate(byteCount: o.codes.count, alignment: 64)
+        codes.copyMemory(from: UnsafeRawBufferPointer(o.codes))
+        scales = dup(o.scales)
+        rowScales = dup(o.rowScales)
+        mins = dup(o.mins)
+        zeros = dup(o.zeros)
+        var d = o.descriptor
+        d.codes = UnsafePointer(codes.bindMemory(to: UInt8.self).baseAddress)
+        d.scales = scales.map { UnsafePointer($0.baseAddress!) }
+        d.row_scales = rowScales.map { UnsafePointer($0.baseAddress!) }
+        d.mins = mins.map { UnsafePointer($0.baseAddress!) }
+        d.zeros = zeros.map { UnsafePointer($0.baseAddress!) }
+        descriptor = d
+    }
+
+    func copy() -> PackedStorage { PackedStorage(copying: self) }
 
     deinit {
         codes.deallocate()

@@ -9,6 +9,8 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            Quantize.self,
+            GGUFCommand.self,
         ]
     )
 }
@@ -18,6 +20,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
+            BenchQuant.self,
         ]
     )
 }
