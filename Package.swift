@@ -60,7 +60,9 @@ let package = Package(
             dependencies: ["TensorCore", "CInferenceKitOpenCL"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quantization", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
+        // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
+        .target(name: "CInferenceKitQuantKernels"),
+        .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
 
         // MARK: Planning, scheduling, routing
@@ -116,6 +118,7 @@ let package = Package(
                 "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
                 "GatewayServer",
+                "CInferenceKitBLAS", "CInferenceKitQuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -141,7 +144,12 @@ let package = Package(
             dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "QuantizationTests",
+            dependencies: ["Quantization", "TensorCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),

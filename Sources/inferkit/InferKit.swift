@@ -15,6 +15,8 @@ struct InferKit: AsyncParsableCommand {
             LeversCommand.self,
             CatalogCommand.self,
             Simulate.self,
+            Quantize.self,
+            GGUFCommand.self,
         ]
     )
 }
@@ -27,6 +29,7 @@ struct Bench: AsyncParsableCommand {
             BenchKernels.self,
             BenchPlanCommand.self,
             BenchSimulator.self,
+            BenchQuant.self,
         ]
     )
 }
