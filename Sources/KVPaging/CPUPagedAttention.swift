@@ -104,7 +104,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
         let group = layout.groupSize
         let nq = (t1 - t0) * group
         let maxTile = layout.maxTile
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: nq * d + 2 * nq + maxTile) { buf in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: nq * d + 2 * nq + 4 * maxTile) { buf in
             let acc = buf.baseAddress!
             let mArr = acc + nq * d
             let lArr = mArr + nq
@@ -121,10 +121,22 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                     let visible = layout.visibleKeys(seq, tt)
                     if visible <= first { continue }
                     let n = min(count, visible - first)
-                    for g in 0..<group {
+                    var g = 0
+                    // Four query heads of the group at a time: each K and V row is read once for all four.
+                    while g + 4 <= group {
+                        let qi = (tt - t0) * group + g
+                        let h = kvh * group + g
+                        attendFour(
+                            q0: p.q + layout.queryOffset(seq, tt, h), q1: p.q + layout.queryOffset(seq, tt, h + 1),
+                            q2: p.q + layout.queryOffset(seq, tt, h + 2), q3: p.q + layout.queryOffset(seq, tt, h + 3),
+                            keys: p.k + base, values: p.v + base, stride: stride, count: n, d: d, scale: scale,
+                            m: mArr + qi, l: lArr + qi, acc: acc + qi * d, scores: scores
+                        )
+                        g += 4
+                    }
+                    while g < group {
                         let qi = (tt - t0) * group + g
                         let qv = p.q + layout.queryOffset(seq, tt, kvh * group + g)
-                        // Scores of this tile.
                         var tileMax = -Float.infinity
                         for j in 0..<n {
                             let s = dot(qv, p.k + base + j * stride, d) * scale
@@ -143,6 +155,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                         lArr[qi] = lArr[qi] * correction + sum
                         mArr[qi] = mNew
                         accumulate(acc + qi * d, correction: correction, weights: scores, values: p.v + base, stride: stride, count: n, d: d)
+                        g += 1
                     }
                 }
             }
@@ -154,6 +167,90 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                     for x in 0..<d { o[x] = acc[qi * d + x] * inv }
                 }
             }
+        }
+    }
+
+    /// One key tile for four query heads sharing a KV head: online-softmax update of their
+    /// running max `m[0..<4]`, sum `l[0..<4]` and accumulators `acc[4 × d]`.
+    @inline(__always)
+    static func attendFour(
+        q0: UnsafePointer<Float>, q1: UnsafePointer<Float>, q2: UnsafePointer<Float>, q3: UnsafePointer<Float>,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, count n: Int, d: Int, scale: Float,
+        m: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>, acc: UnsafeMutablePointer<Float>,
+        scores: UnsafeMutablePointer<Float>
+    ) {
+        let r0 = UnsafeRawPointer(q0), r1 = UnsafeRawPointer(q1), r2 = UnsafeRawPointer(q2), r3 = UnsafeRawPointer(q3)
+        let rs = UnsafeMutableRawPointer(scores)
+        var tileMax = SIMD4<Float>(repeating: -.infinity)
+        for j in 0..<n {
+            let kp = keys + j * stride
+            let rk = UnsafeRawPointer(kp)
+            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+            var x = 0
+            while x + 8 <= d {
+                let k8 = rk.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self)
+                s0 += r0.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * k8
+                s1 += r1.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * k8
+                s2 += r2.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * k8
+                s3 += r3.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * k8
+                x += 8
+            }
+            var s = SIMD4<Float>(s0.sum(), s1.sum(), s2.sum(), s3.sum())
+            while x < d {
+                s += SIMD4<Float>(q0[x], q1[x], q2[x], q3[x]) * kp[x]
+                x += 1
+            }
+            s *= scale
+            rs.storeBytes(of: s, toByteOffset: j * 16, as: SIMD4<Float>.self)
+            tileMax = pointwiseMax(tileMax, s)
+        }
+        let mOld = SIMD4<Float>(m[0], m[1], m[2], m[3])
+        let mNew = pointwiseMax(mOld, tileMax)
+        var correction = SIMD4<Float>()
+        for i in 0..<4 { correction[i] = mOld[i] == -.infinity ? 0 : expf(mOld[i] - mNew[i]) }
+        var sum = SIMD4<Float>()
+        for j in 0..<n {
+            var e = rs.loadUnaligned(fromByteOffset: j * 16, as: SIMD4<Float>.self) - mNew
+            for i in 0..<4 { e[i] = expf(e[i]) }
+            rs.storeBytes(of: e, toByteOffset: j * 16, as: SIMD4<Float>.self)
+            sum += e
+        }
+        for i in 0..<4 {
+            l[i] = l[i] * correction[i] + sum[i]
+            m[i] = mNew[i]
+        }
+        let rv = UnsafeRawPointer(values)
+        let ra = UnsafeMutableRawPointer(acc)
+        var x = 0
+        while x + 8 <= d {
+            var a0 = ra.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * correction[0]
+            var a1 = ra.loadUnaligned(fromByteOffset: (d + x) * 4, as: SIMD8<Float>.self) * correction[1]
+            var a2 = ra.loadUnaligned(fromByteOffset: (2 * d + x) * 4, as: SIMD8<Float>.self) * correction[2]
+            var a3 = ra.loadUnaligned(fromByteOffset: (3 * d + x) * 4, as: SIMD8<Float>.self) * correction[3]
+            for j in 0..<n {
+                let v8 = rv.loadUnaligned(fromByteOffset: (j * stride + x) * 4, as: SIMD8<Float>.self)
+                let w = rs.loadUnaligned(fromByteOffset: j * 16, as: SIMD4<Float>.self)
+                a0 += w[0] * v8
+                a1 += w[1] * v8
+                a2 += w[2] * v8
+                a3 += w[3] * v8
+            }
+            ra.storeBytes(of: a0, toByteOffset: x * 4, as: SIMD8<Float>.self)
+            ra.storeBytes(of: a1, toByteOffset: (d + x) * 4, as: SIMD8<Float>.self)
+            ra.storeBytes(of: a2, toByteOffset: (2 * d + x) * 4, as: SIMD8<Float>.self)
+            ra.storeBytes(of: a3, toByteOffset: (3 * d + x) * 4, as: SIMD8<Float>.self)
+            x += 8
+        }
+        while x < d {
+            var a = SIMD4<Float>(acc[x], acc[d + x], acc[2 * d + x], acc[3 * d + x]) * correction
+            for j in 0..<n {
+                a += rs.loadUnaligned(fromByteOffset: j * 16, as: SIMD4<Float>.self) * values[j * stride + x]
+            }
+            acc[x] = a[0]
+            acc[d + x] = a[1]
+            acc[2 * d + x] = a[2]
+            acc[3 * d + x] = a[3]
+            x += 1
         }
     }
 

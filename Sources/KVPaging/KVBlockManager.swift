@@ -178,12 +178,13 @@ public struct KVBlockManager: KVCacheAllocator {
             let hits = table.count
             let needed = total - hits
             let available = max(0, pool.availableCount - revived - configuration.watermarkBlocks)
-            stats.queries += 1
-            stats.queriedTokens += length
-            stats.queriedBlocks += (length - 1) / bs
             guard needed <= available else {
                 return .wouldExceedCapacity(blocksNeeded: needed, available: available)
             }
+            // Counted per successful admission, so retries of a waiting request do not dilute the hit rate.
+            stats.queries += 1
+            stats.queriedTokens += length
+            stats.queriedBlocks += (length - 1) / bs
             stats.hitBlocks += hits
             stats.hitTokens += hits * bs
             // 2. Take the hits (they leave the LRU list, so allocation below cannot evict them).

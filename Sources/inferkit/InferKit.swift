@@ -18,6 +18,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
+            BenchKVPaging.self,
         ]
     )
 }
