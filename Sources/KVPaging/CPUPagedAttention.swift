@@ -78,31 +78,50 @@ public struct CPUPagedAttention: PagedAttentionKernel {
         _ layout: L, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         out: UnsafeMutableBufferPointer<Float>, scale: Float
     ) {
-        // Work items: (sequence, kv head, query tile).
-        var items: [(seq: Int, kvh: Int, t0: Int, t1: Int)] = []
+        // Work items: (sequence, range of KV heads, query tile). An item takes as many KV heads as keeps
+        // ≥ 4 items per core: in paged storage `[blocks, blockSize, Hkv, D]` the heads of a token are
+        // adjacent, so an item that covers them all streams each block's rows contiguously.
+        var tiles: [(seq: Int, t0: Int, t1: Int)] = []
         for s in 0..<layout.sequences {
             let tq = layout.queryLength(s)
             var t0 = 0
             while t0 < tq {
                 let t1 = min(tq, t0 + queryTile)
-                for h in 0..<layout.kvHeads { items.append((s, h, t0, t1)) }
+                tiles.append((s, t0, t1))
                 t0 = t1
+            }
+        }
+        let hk = layout.kvHeads
+        let target = 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var headsPerItem = hk
+        while headsPerItem > 1 && tiles.count * ((hk + headsPerItem - 1) / headsPerItem) < target {
+            headsPerItem = (headsPerItem + 1) / 2
+        }
+        var items: [(seq: Int, h0: Int, h1: Int, t0: Int, t1: Int)] = []
+        items.reserveCapacity(tiles.count * ((hk + headsPerItem - 1) / headsPerItem))
+        for t in tiles {
+            var h0 = 0
+            while h0 < hk {
+                let h1 = min(hk, h0 + headsPerItem)
+                items.append((t.seq, h0, h1, t.t0, t.t1))
+                h0 = h1
             }
         }
         let ptrs = KernelPointers(q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!, out: out.baseAddress!)
         let work = items
         DispatchQueue.concurrentPerform(iterations: work.count) { i in
             let it = work[i]
-            Self.attend(layout, ptrs, seq: it.seq, kvh: it.kvh, t0: it.t0, t1: it.t1, scale: scale)
+            Self.attend(layout, ptrs, seq: it.seq, h0: it.h0, h1: it.h1, t0: it.t0, t1: it.t1, scale: scale)
         }
     }
 
-    /// One work item: query tokens `t0..<t1` of sequence `seq`, all query heads of KV head `kvh`.
+    /// One work item: query tokens `t0..<t1` of sequence `seq`, all query heads of KV heads `h0..<h1`.
     @inline(__always)
-    private static func attend<L: AttentionLayout>(_ layout: L, _ p: KernelPointers, seq: Int, kvh: Int, t0: Int, t1: Int, scale: Float) {
+    private static func attend<L: AttentionLayout>(_ layout: L, _ p: KernelPointers, seq: Int, h0: Int, h1: Int, t0: Int, t1: Int, scale: Float) {
         let d = layout.headDim
         let group = layout.groupSize
-        let nq = (t1 - t0) * group
+        let perHead = (t1 - t0) * group
+        let nq = (h1 - h0) * perHead
         let maxTile = layout.maxTile
         withUnsafeTemporaryAllocation(of: Float.self, capacity: nq * d + 2 * nq + 4 * maxTile) { buf in
             let acc = buf.baseAddress!
@@ -116,7 +135,10 @@ public struct CPUPagedAttention: PagedAttentionKernel {
             }
             // The last visible position of the tile's last token bounds the keys read.
             let limit = layout.visibleKeys(seq, t1 - 1)
-            layout.forEachTile(seq, kvh: kvh, limit: limit) { first, count, base, stride in
+            layout.forEachTile(seq, limit: limit) { first, count, tileBase, stride in
+              for kvh in h0..<h1 {
+                let base = tileBase + layout.kvHeadOffset(kvh)
+                let headAcc = (kvh - h0) * perHead
                 for tt in t0..<t1 {
                     let visible = layout.visibleKeys(seq, tt)
                     if visible <= first { continue }
@@ -124,7 +146,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                     var g = 0
                     // Four query heads of the group at a time: each K and V row is read once for all four.
                     while g + 4 <= group {
-                        let qi = (tt - t0) * group + g
+                        let qi = headAcc + (tt - t0) * group + g
                         let h = kvh * group + g
                         attendFour(
                             q0: p.q + layout.queryOffset(seq, tt, h), q1: p.q + layout.queryOffset(seq, tt, h + 1),
@@ -135,7 +157,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                         g += 4
                     }
                     while g < group {
-                        let qi = (tt - t0) * group + g
+                        let qi = headAcc + (tt - t0) * group + g
                         let qv = p.q + layout.queryOffset(seq, tt, kvh * group + g)
                         var tileMax = -Float.infinity
                         for j in 0..<n {
@@ -158,13 +180,16 @@ public struct CPUPagedAttention: PagedAttentionKernel {
                         g += 1
                     }
                 }
+              }
             }
-            for tt in t0..<t1 {
-                for g in 0..<group {
-                    let qi = (tt - t0) * group + g
-                    let o = p.out + layout.queryOffset(seq, tt, kvh * group + g)
-                    let inv = 1 / lArr[qi]
-                    for x in 0..<d { o[x] = acc[qi * d + x] * inv }
+            for kvh in h0..<h1 {
+                for tt in t0..<t1 {
+                    for g in 0..<group {
+                        let qi = (kvh - h0) * perHead + (tt - t0) * group + g
+                        let o = p.out + layout.queryOffset(seq, tt, kvh * group + g)
+                        let inv = 1 / lArr[qi]
+                        for x in 0..<d { o[x] = acc[qi * d + x] * inv }
+                    }
                 }
             }
         }
@@ -222,6 +247,27 @@ public struct CPUPagedAttention: PagedAttentionKernel {
         let rv = UnsafeRawPointer(values)
         let ra = UnsafeMutableRawPointer(acc)
         var x = 0
+        // 16 floats (one 64-byte line) per pass: in paged storage the rows of a tile are Hkv·D floats apart,
+        // often a multiple of 4 KiB, so they share L1 sets; reading each line exactly once avoids thrashing.
+        while x + 16 <= d {
+            var a0 = ra.loadUnaligned(fromByteOffset: x * 4, as: SIMD16<Float>.self) * correction[0]
+            var a1 = ra.loadUnaligned(fromByteOffset: (d + x) * 4, as: SIMD16<Float>.self) * correction[1]
+            var a2 = ra.loadUnaligned(fromByteOffset: (2 * d + x) * 4, as: SIMD16<Float>.self) * correction[2]
+            var a3 = ra.loadUnaligned(fromByteOffset: (3 * d + x) * 4, as: SIMD16<Float>.self) * correction[3]
+            for j in 0..<n {
+                let v = rv.loadUnaligned(fromByteOffset: (j * stride + x) * 4, as: SIMD16<Float>.self)
+                let w = rs.loadUnaligned(fromByteOffset: j * 16, as: SIMD4<Float>.self)
+                a0 += w[0] * v
+                a1 += w[1] * v
+                a2 += w[2] * v
+                a3 += w[3] * v
+            }
+            ra.storeBytes(of: a0, toByteOffset: x * 4, as: SIMD16<Float>.self)
+            ra.storeBytes(of: a1, toByteOffset: (d + x) * 4, as: SIMD16<Float>.self)
+            ra.storeBytes(of: a2, toByteOffset: (2 * d + x) * 4, as: SIMD16<Float>.self)
+            ra.storeBytes(of: a3, toByteOffset: (3 * d + x) * 4, as: SIMD16<Float>.self)
+            x += 16
+        }
         while x + 8 <= d {
             var a0 = ra.loadUnaligned(fromByteOffset: x * 4, as: SIMD8<Float>.self) * correction[0]
             var a1 = ra.loadUnaligned(fromByteOffset: (d + x) * 4, as: SIMD8<Float>.self) * correction[1]
@@ -323,8 +369,11 @@ private protocol AttentionLayout: Sendable {
     func visibleKeys(_ seq: Int, _ t: Int) -> Int
     /// Element offset of query token `t`, head `h`.
     func queryOffset(_ seq: Int, _ t: Int, _ h: Int) -> Int
-    /// Calls `body(firstPosition, count, elementOffsetOfFirstRow, rowStride)` over tiles covering positions `0..<limit`.
-    func forEachTile(_ seq: Int, kvh: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void)
+    /// Element offset of KV head `kvh`'s row relative to KV head 0's.
+    func kvHeadOffset(_ kvh: Int) -> Int
+    /// Calls `body(firstPosition, count, elementOffsetOfFirstRow, rowStride)` over tiles covering positions `0..<limit`
+    /// (offsets for KV head 0).
+    func forEachTile(_ seq: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void)
 }
 
 private struct PagedLayout: AttentionLayout {
@@ -339,14 +388,15 @@ private struct PagedLayout: AttentionLayout {
     func queryLength(_ seq: Int) -> Int { queries[seq] }
     @inline(__always) func visibleKeys(_ seq: Int, _ t: Int) -> Int { contexts[seq] - queries[seq] + t + 1 }
     @inline(__always) func queryOffset(_ seq: Int, _ t: Int, _ h: Int) -> Int { ((starts[seq] + t) * hq + h) * d }
-    @inline(__always) func forEachTile(_ seq: Int, kvh: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void) {
+    @inline(__always) func kvHeadOffset(_ kvh: Int) -> Int { kvh * d }
+    @inline(__always) func forEachTile(_ seq: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void) {
         let table = tables[seq]
         let rowStride = hk * d
         var first = 0
         var i = 0
         while first < limit {
             let count = min(blockSize, limit - first)
-            body(first, count, table[i] * blockSize * rowStride + kvh * d, rowStride)
+            body(first, count, table[i] * blockSize * rowStride, rowStride)
             first += blockSize
             i += 1
         }
@@ -364,8 +414,9 @@ private struct ContiguousLayout: AttentionLayout {
     func queryLength(_ seq: Int) -> Int { tq }
     @inline(__always) func visibleKeys(_ seq: Int, _ t: Int) -> Int { causal ? min(tk, t + tk - tq + 1) : tk }
     @inline(__always) func queryOffset(_ seq: Int, _ t: Int, _ h: Int) -> Int { ((seq * hq + h) * tq + t) * d }
-    @inline(__always) func forEachTile(_ seq: Int, kvh: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void) {
-        let base = (seq * hk + kvh) * tk * d
+    @inline(__always) func kvHeadOffset(_ kvh: Int) -> Int { kvh * tk * d }
+    @inline(__always) func forEachTile(_ seq: Int, limit: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        let base = seq * hk * tk * d
         var first = 0
         while first < limit {
             let count = min(tile, limit - first)
