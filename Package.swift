@@ -101,6 +101,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "PagedKVCache",
+            dependencies: ["KVPaging", "TensorCore"],
+            path: "Examples/PagedKVCache",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",
