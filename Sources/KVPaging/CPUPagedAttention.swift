@@ -43,12 +43,14 @@ public struct CPUPagedAttention: PagedAttentionKernel {
         }
     }
 
-    /// The same kernel on contiguous K/V, with the semantics of ``ComputeBackend/attention(query:key:value:causal:scale:)``.
+    /// The same kernel on contiguous K/V, with the semantics of `ComputeBackend.attention(query:key:value:causal:scale:)` (TensorCore).
     ///
     /// - Parameters:
     ///   - query: `[B, Hq, Tq, D]`.
-    ///   - key: `[B, Hkv, Tk, D]`; `value` the same.
+    ///   - key: `[B, Hkv, Tk, D]`.
+    ///   - value: `[B, Hkv, Tk, D]`.
     ///   - causal: query `i` sees keys `j ≤ i + Tk − Tq`.
+    ///   - scale: multiplier of `q·k` (usually `1/√D`); must be finite.
     /// - Returns: `[B, Hq, Tq, D]`.
     public func contiguousAttention(query: Tensor, key: Tensor, value: Tensor, causal: Bool, scale: Float) throws(KVPagingError) -> Tensor {
         let g: AttentionGeometry
