@@ -58,7 +58,7 @@ public struct PagedAttentionBatch: Sendable, Hashable {
     }
 
     /// Validates the batch against storage and a query `[N, Hq, D]`; returns `Hq`.
-    func validate(query: Shape, storage: PagedKVStorage, scale: Float) throws(KVPagingError) -> Int {
+    package func validate(query: Shape, storage: PagedKVStorage, scale: Float) throws(KVPagingError) -> Int {
         guard blockTables.count == contextLengths.count, blockTables.count == queryLengths.count, !blockTables.isEmpty else {
             throw KVPagingError(.shapeMismatch, "paged attention: \(blockTables.count) block tables, \(contextLengths.count) context lengths and \(queryLengths.count) query lengths must be equal and ≥ 1")
         }
