@@ -9,9 +9,9 @@ import TensorCore
 /// One work-item computes one (query row, query head): it walks the row's
 /// sequence block table position by position with an online softmax, reading
 /// K/V rows from `[numBlocks, blockSize, Hkv, D]` storage. Results match
-/// ``KVPaging/ReferencePagedAttention`` within Float32 tolerance.
+/// `ReferencePagedAttention` (KVPaging) within Float32 tolerance.
 ///
-/// Limits of this first version: the host-side ``KVPaging/PagedKVStorage`` is uploaded
+/// Limits of this first version: the host-side `PagedKVStorage` (KVPaging) is uploaded
 /// on every call (a device-resident paged cache is not implemented), the
 /// kernel is the straightforward one-item-per-head form (no tiling, no local
 /// memory), and `D` must be ≤ 256. It is a correctness-first device path, not
