@@ -404,7 +404,8 @@ public struct KVBlockManager: KVCacheAllocator {
     }
 
     /// Brings swapped-out sequences back to the device (new blocks; they are not re-registered in the
-    /// prefix cache). Returns the host→device copies to perform.
+    /// prefix cache). The admission watermark does not apply: swapped sequences were already running.
+    /// Returns the host→device copies to perform.
     public mutating func swapIn(_ ids: [SequenceID]) throws(KVPagingError) -> SwapOutcome {
         try checkGroup(ids, onHost: true, "swapIn")
         var refs: [Int: Int] = [:]
