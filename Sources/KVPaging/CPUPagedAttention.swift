@@ -28,6 +28,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
 
     public func attention(query: Tensor, storage: PagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> Tensor {
         let hq = try batch.validate(query: query.shape, storage: storage, scale: scale)
+        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf; check the query projection") }
         let layout = PagedLayout(
             tables: batch.blockTables, contexts: batch.contextLengths, queries: batch.queryLengths,
             starts: batch.queryStarts, hq: hq, hk: storage.kvHeads, d: storage.headDim, blockSize: storage.blockSize

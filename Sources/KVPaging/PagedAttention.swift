@@ -114,6 +114,7 @@ public struct ReferencePagedAttention: PagedAttentionKernel {
 
     public func attention(query: Tensor, storage: PagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> Tensor {
         let hq = try batch.validate(query: query.shape, storage: storage, scale: scale)
+        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf; check the query projection") }
         let d = storage.headDim, hk = storage.kvHeads, bs = storage.blockSize
         let group = hq / hk
         let q = query.scalars, k = storage.keys, v = storage.values

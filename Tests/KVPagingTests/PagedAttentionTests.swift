@@ -170,6 +170,7 @@ private struct Fixture {
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor.random(shape: [1, 3, 8], seed: 1), 1),  // Hq % Hkv
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor.random(shape: [2, 4, 8], seed: 1), 1),  // N
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), q, .nan),
+            (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor(repeating: .infinity, shape: [1, 4, 8]), 1),
             (PagedAttentionBatch(blockTables: [], contextLengths: [], queryLengths: []), q, 1),
         ]
         for kernel in kernels {
