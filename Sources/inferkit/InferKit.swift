@@ -30,6 +30,7 @@ struct Bench: AsyncParsableCommand {
             BenchPlanCommand.self,
             BenchSimulator.self,
             BenchQuant.self,
+            BenchKVPaging.self,
         ]
     )
 }
