@@ -178,7 +178,9 @@ struct VRAMCommand: ParsableCommand {
             ["KV cache room", CostTable.gib(max(0, b.kvCapacityBytesPerGPU))],
             ["usable total", CostTable.gib(b.usableBytesPerGPU)],
         ]))
-        if b.fits {
+        if b.fits, (report.maxConcurrentSequences ?? 0) == 0 {
+            print("Weights fit, but the KV room (\(CostTable.num(Double(b.kvCapacityTokens), 0)) tokens) cannot hold one \(CostTable.num(Double(ctx), 0))-token sequence.")
+        } else if b.fits {
             print("Fits: KV room for \(CostTable.num(Double(b.kvCapacityTokens), 0)) tokens = \(report.maxConcurrentSequences ?? 0) concurrent sequence(s) of \(CostTable.num(Double(ctx), 0)) tokens.")
         } else {
             print("Does NOT fit: short by \(CostTable.gib(-b.kvCapacityBytesPerGPU)) GiB per GPU.")
