@@ -271,7 +271,7 @@ struct PlanCommand: ParsableCommand {
             if result.plans.isEmpty { throw ExitCode.failure }
             return
         }
-        print("Plan for \(m.displayName)\(m.estimate ? " (ESTIMATED architecture)" : ""): \(CostTable.num(rps, 2)) req/s, prompt mean/p95/max \(CostTable.num(promptMean, 0))/\(CostTable.num(promptP95, 0))/\(promptMax), output \(CostTable.num(outputMean, 0))/\(CostTable.num(outputP95, 0))/\(outputMax) tokens")
+        print("Plan for \(m.displayName)\(m.estimate ? " — architecture is an ESTIMATE" : ""): \(CostTable.num(rps, 2)) req/s, prompt mean/p95/max \(CostTable.num(promptMean, 0))/\(CostTable.num(promptP95, 0))/\(promptMax), output \(CostTable.num(outputMean, 0))/\(CostTable.num(outputP95, 0))/\(outputMax) tokens")
         print("SLOs: p95 TTFT ≤ \(CostTable.ms(ttft)) ms, p95 TPOT ≤ \(CostTable.ms(tpot)) ms. Roofline MFU \(CostTable.pct(mfu)), MBU \(CostTable.pct(mbu)); replicas at ≤ \(CostTable.pct(targetUtilisation)) load.")
         print("")
         if !result.plans.isEmpty {
