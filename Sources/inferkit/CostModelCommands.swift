@@ -440,7 +440,7 @@ struct CatalogCommand: ParsableCommand {
                 sections.append("GPUs\n" + CostTable.table(
                     ["name", " GiB", " GB/s", " FP16 TFLOPS", " FP8 TFLOPS", " INT8 TOPS", "interconnect"],
                     c.gpus.map { g in
-                        [g.name, CostTable.num(g.memoryGiB, 0), CostTable.num(g.memoryBandwidthGBs, 0), CostTable.num(g.fp16TFLOPS, 0),
+                        [g.name, CostTable.num(g.memoryGiB, 0), CostTable.num(g.memoryBandwidthGBs, 0), CostTable.num(g.fp16TFLOPS, g.fp16TFLOPS < 10 ? 2 : 0),
                          g.fp8TFLOPS.map { CostTable.num($0, 0) } ?? "-", g.int8TOPS.map { CostTable.num($0, 0) } ?? "-",
                          "\(g.interconnect) (\(CostTable.num(g.interconnectGBs, 0)) GB/s)"]
                     }))
@@ -450,7 +450,7 @@ struct CatalogCommand: ParsableCommand {
                     ["name", "GPU", " GPUs", " VRAM GB", " vCPUs", " RAM GB", " $/hour", "network"],
                     c.vmSKUs.map { v in
                         [v.name, v.gpu, String(v.gpuCount), CostTable.num(v.totalVRAMGB, 0), v.vcpus.map(String.init) ?? "-",
-                         v.ramGB.map { CostTable.num($0, 0) } ?? "-", v.pricePerHour.map { CostTable.dollars($0) } ?? "contact", v.network]
+                         v.ramGB.map { CostTable.num($0, 0) } ?? "-", v.pricePerHour.map { CostTable.dollars($0) } ?? "n/a", v.network]
                     }))
             }
             if wants("prices") {
