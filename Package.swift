@@ -151,6 +151,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "PlanDeployment",
+            dependencies: ["CostModel"],
+            path: "Examples/PlanDeployment",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",

@@ -304,7 +304,8 @@ public struct DeploymentPlanner: Sendable {
             }
             var notes = sku.notes.filter { !$0.lowercased().contains("from azure") && !$0.lowercased().contains("not in the reference") }
             if pp > 1 { notes.append("Pipeline parallelism over \(pp) VMs via \(sku.network)") }
-            if precision == .int4 || precision == .int8 { notes.append("Needs a pre-quantized \(precision.label) checkpoint (AWQ/GPTQ or W8A8)") }
+            if precision == .int4 { notes.append("Needs a pre-quantized INT4 checkpoint (AWQ or GPTQ)") }
+            if precision == .int8 { notes.append("Needs a pre-quantized INT8 W8A8 checkpoint") }
             let plan = DeploymentPlan(
                 sku: sku.name, gpu: gpu.name, gpusPerVM: sku.gpuCount, tensorParallel: tp, pipelineParallel: pp,
                 weightPrecision: precision, kvPrecision: memory.configuration.kvPrecision, maxBatch: b,

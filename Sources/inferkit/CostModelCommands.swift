@@ -178,7 +178,9 @@ struct VRAMCommand: ParsableCommand {
             ["KV cache room", CostTable.gib(max(0, b.kvCapacityBytesPerGPU))],
             ["usable total", CostTable.gib(b.usableBytesPerGPU)],
         ]))
-        if b.fits {
+        if b.fits, (report.maxConcurrentSequences ?? 0) == 0 {
+            print("Weights fit, but the KV room (\(CostTable.num(Double(b.kvCapacityTokens), 0)) tokens) cannot hold one \(CostTable.num(Double(ctx), 0))-token sequence.")
+        } else if b.fits {
             print("Fits: KV room for \(CostTable.num(Double(b.kvCapacityTokens), 0)) tokens = \(report.maxConcurrentSequences ?? 0) concurrent sequence(s) of \(CostTable.num(Double(ctx), 0)) tokens.")
         } else {
             print("Does NOT fit: short by \(CostTable.gib(-b.kvCapacityBytesPerGPU)) GiB per GPU.")
@@ -269,7 +271,7 @@ struct PlanCommand: ParsableCommand {
             if result.plans.isEmpty { throw ExitCode.failure }
             return
         }
-        print("Plan for \(m.displayName)\(m.estimate ? " (ESTIMATED architecture)" : ""): \(CostTable.num(rps, 2)) req/s, prompt mean/p95/max \(CostTable.num(promptMean, 0))/\(CostTable.num(promptP95, 0))/\(promptMax), output \(CostTable.num(outputMean, 0))/\(CostTable.num(outputP95, 0))/\(outputMax) tokens")
+        print("Plan for \(m.displayName)\(m.estimate ? " — architecture is an ESTIMATE" : ""): \(CostTable.num(rps, 2)) req/s, prompt mean/p95/max \(CostTable.num(promptMean, 0))/\(CostTable.num(promptP95, 0))/\(promptMax), output \(CostTable.num(outputMean, 0))/\(CostTable.num(outputP95, 0))/\(outputMax) tokens")
         print("SLOs: p95 TTFT ≤ \(CostTable.ms(ttft)) ms, p95 TPOT ≤ \(CostTable.ms(tpot)) ms. Roofline MFU \(CostTable.pct(mfu)), MBU \(CostTable.pct(mbu)); replicas at ≤ \(CostTable.pct(targetUtilisation)) load.")
         print("")
         if !result.plans.isEmpty {
@@ -438,7 +440,7 @@ struct CatalogCommand: ParsableCommand {
                 sections.append("GPUs\n" + CostTable.table(
                     ["name", " GiB", " GB/s", " FP16 TFLOPS", " FP8 TFLOPS", " INT8 TOPS", "interconnect"],
                     c.gpus.map { g in
-                        [g.name, CostTable.num(g.memoryGiB, 0), CostTable.num(g.memoryBandwidthGBs, 0), CostTable.num(g.fp16TFLOPS, 0),
+                        [g.name, CostTable.num(g.memoryGiB, 0), CostTable.num(g.memoryBandwidthGBs, 0), CostTable.num(g.fp16TFLOPS, g.fp16TFLOPS < 10 ? 2 : 0),
                          g.fp8TFLOPS.map { CostTable.num($0, 0) } ?? "-", g.int8TOPS.map { CostTable.num($0, 0) } ?? "-",
                          "\(g.interconnect) (\(CostTable.num(g.interconnectGBs, 0)) GB/s)"]
                     }))
@@ -448,7 +450,7 @@ struct CatalogCommand: ParsableCommand {
                     ["name", "GPU", " GPUs", " VRAM GB", " vCPUs", " RAM GB", " $/hour", "network"],
                     c.vmSKUs.map { v in
                         [v.name, v.gpu, String(v.gpuCount), CostTable.num(v.totalVRAMGB, 0), v.vcpus.map(String.init) ?? "-",
-                         v.ramGB.map { CostTable.num($0, 0) } ?? "-", v.pricePerHour.map { CostTable.dollars($0) } ?? "contact", v.network]
+                         v.ramGB.map { CostTable.num($0, 0) } ?? "-", v.pricePerHour.map { CostTable.dollars($0) } ?? "n/a", v.network]
                     }))
             }
             if wants("prices") {
