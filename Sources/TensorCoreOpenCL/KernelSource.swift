@@ -8,7 +8,7 @@
 enum KernelSource {
     /// Names of every kernel in ``source``; each is created once after the build.
     static let kernelNames = [
-        "pack_a", "pack_b", "matmul_vector", "matmul_tiled",
+        "pack_a", "pack_b", "matmul_vector", "matmul_rows_bt", "matmul_rows_bn", "matmul_rows_reduce", "matmul_tiled",
         "attention", "attention_blocked", "softmax_rows", "rms_norm_rows", "rope", "silu", "add_broadcast", "mul_broadcast",
     ]
 
@@ -16,6 +16,14 @@ enum KernelSource {
     static let vectorRows = 8
     /// Columns of one register block of the CPU matmul (one `float16`).
     static let vectorColumns = 16
+    /// Largest rows of `a` per product for the few-row CPU kernels.
+    static let fewRowsMax = 8
+    /// Rows of `b` per work-item of `matmul_rows_bt`.
+    static let rowsBT = 4
+    /// Rows of k per work-item chunk of `matmul_rows_bn`, and columns per work-item (16 `float16`).
+    static let rowsChunk = 128
+    static let rowsColumns = 256
+
     /// Keys scored per online-softmax step in the row-wise attention kernel.
     static let attentionBlock = 32
     /// Query rows per work-item of the register-blocked attention kernel.
@@ -35,6 +43,17 @@ enum KernelSource {
 #define MR 8
 #define NR 16
 #define ATT_BLOCK 32
+
+/* Horizontal max and sum of a float16. */
+inline float hmax16(float16 v) {
+    float8 a = fmax(v.lo, v.hi); float4 b = fmax(a.lo, a.hi); float2 c = fmax(b.lo, b.hi);
+    return fmax(c.x, c.y);
+}
+inline float hsum16(float16 v) {
+    float8 a = v.lo + v.hi; float4 b = a.lo + a.hi; float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
 
 /* ---------------------------------------------------------------------------
  * Packing for the register-blocked matmul.
@@ -114,6 +133,90 @@ __kernel void matmul_vector(__global const float* A, __global const float* B, __
     __global float* cb = C + (long)batch * M * N;
     STORE_ROW(0, c0) STORE_ROW(1, c1) STORE_ROW(2, c2) STORE_ROW(3, c3)
     STORE_ROW(4, c4) STORE_ROW(5, c5) STORE_ROW(6, c6) STORE_ROW(7, c7)
+}
+
+/* ---------------------------------------------------------------------------
+ * Few-row matmul for CPU devices (M <= 8 rows of a per product: decode steps, GEMV).
+ * With so few rows the product is a stream over b; these kernels read b contiguously instead of
+ * packing it (which would add two passes over the whole of b).
+ *
+ * matmul_rows_bt: b is [N, K] (transposed weights). Each work-item owns 4 rows of b and computes
+ *   their dot products with every row of a, 16 values of k at a time.  global: (ceil(N/4) rounded, batch)
+ * matmul_rows_bn: b is [K, N] with N % 16 == 0. Each work-item owns 256 columns and a chunk of RC rows
+ *   of k, keeping 16 float16 accumulators per row of a; partial sums go to part[batch][chunk][M][N] and
+ *   matmul_rows_reduce adds the chunks.  global: (ceil(N/256), ceil(K/RC), batch)
+ * ------------------------------------------------------------------------- */
+#define RB 4
+#define RC 128
+#define RW 16
+
+__kernel void matmul_rows_bt(__global const float* A, __global const float* B, __global float* C,
+                             int M, int N, int K, int aBatchStride, int bBatchStride) {
+    int g = get_global_id(0), batch = get_global_id(1);
+    int n0 = g * RB;
+    if (n0 >= N) return;
+    __global const float* a = A + (long)batch * aBatchStride;
+    __global const float* b = B + (long)batch * bBatchStride;
+    __global const float* brow[RB];
+    #pragma unroll
+    for (int c = 0; c < RB; c++) brow[c] = b + (long)min(n0 + c, N - 1) * K;   /* rows past N repeat; not stored */
+    int k16 = K / 16 * 16;
+    for (int m = 0; m < M; m++) {
+        __global const float* arow = a + (long)m * K;
+        float16 acc[RB];
+        #pragma unroll
+        for (int c = 0; c < RB; c++) acc[c] = 0.0f;
+        for (int k = 0; k < k16; k += 16) {
+            float16 x = vload16(0, arow + k);
+            #pragma unroll
+            for (int c = 0; c < RB; c++) acc[c] = mad(x, vload16(0, brow[c] + k), acc[c]);
+        }
+        __global float* crow = C + ((long)batch * M + m) * N;
+        #pragma unroll
+        for (int c = 0; c < RB; c++) {
+            if (n0 + c < N) {
+                float t = hsum16(acc[c]);
+                for (int k = k16; k < K; k++) t = mad(arow[k], brow[c][k], t);
+                crow[n0 + c] = t;
+            }
+        }
+    }
+}
+
+__kernel void matmul_rows_bn(__global const float* A, __global const float* B, __global float* part,
+                             int M, int N, int K, int aBatchStride, int bBatchStride, int chunks) {
+    int jb = get_global_id(0), chunk = get_global_id(1), batch = get_global_id(2);
+    int j0 = jb * RW * 16;
+    if (j0 >= N) return;
+    int k0 = chunk * RC, k1 = min(K, k0 + RC);
+    __global const float* a = A + (long)batch * aBatchStride;
+    __global const float* b = B + (long)batch * bBatchStride + j0;
+    int vectors = min(RW, (N - j0) / 16);
+    for (int m = 0; m < M; m++) {
+        float16 acc[RW];
+        #pragma unroll
+        for (int v = 0; v < RW; v++) acc[v] = 0.0f;
+        for (int k = k0; k < k1; k++) {
+            float16 x = (float16)(a[(long)m * K + k]);
+            __global const float* bk = b + (long)k * N;
+            /* Constant indices only (the guard is uniform), so acc stays in registers. */
+            #pragma unroll
+            for (int v = 0; v < RW; v++) if (v < vectors) acc[v] = mad(x, vload16(v, bk), acc[v]);
+        }
+        __global float* prow = part + (((long)batch * chunks + chunk) * M + m) * N + j0;
+        #pragma unroll
+        for (int v = 0; v < RW; v++) if (v < vectors) vstore16(acc[v], v, prow);
+    }
+}
+
+/* c[batch][m][n] = sum over chunks of part[batch][chunk][m][n].  global: (M*N rounded, batch) */
+__kernel void matmul_rows_reduce(__global const float* part, __global float* C, int MN, int chunks) {
+    int i = get_global_id(0), batch = get_global_id(1);
+    if (i >= MN) return;
+    __global const float* p = part + (long)batch * chunks * MN + i;
+    float t = 0.0f;
+    for (int c = 0; c < chunks; c++) t += p[(long)c * MN];
+    C[(long)batch * MN + i] = t;
 }
 
 /* ---------------------------------------------------------------------------
@@ -244,15 +347,6 @@ __kernel void attention(__global const float* q, __global const float* k, __glob
  * ------------------------------------------------------------------------- */
 #define QR 8
 #define KB 16
-
-inline float hmax16(float16 v) {
-    float8 a = fmax(v.lo, v.hi); float4 b = fmax(a.lo, a.hi); float2 c = fmax(b.lo, b.hi);
-    return fmax(c.x, c.y);
-}
-inline float hsum16(float16 v) {
-    float8 a = v.lo + v.hi; float4 b = a.lo + a.hi; float2 c = b.lo + b.hi;
-    return c.x + c.y;
-}
 
 __kernel void attention_blocked(__global const float* q, __global const float* k, __global const float* v,
                                 __global float* acc, __global float* out,

@@ -39,6 +39,10 @@ extension OpenCLBackend {
 
     private func launchVector(_ g: MatmulGeometry, _ a: cl_mem, _ b: cl_mem, _ c: cl_mem, _ s: borrowing DeviceSession) throws {
         let plan = VectorMatmulPlan(g)
+        if let few = plan.fewRows {
+            try launchFewRows(g, plan, few, a, b, c, s)
+            return
+        }
         let mr = KernelSource.vectorRows, nr = KernelSource.vectorColumns
         // Scratch panels live until the queued kernels that use them finish (OpenCL defers the release).
         var scratch: [OpenCLTensor] = []
@@ -86,6 +90,32 @@ extension OpenCLBackend {
             .int(Int32(bPanelStride)), .int(Int32(bKStride)), .int(Int32(bBatchStride)),
             .int(Int32(plan.mPanels)),
         ], global: [plan.nPanels, mGlobal, g.batch], local: [1, rows, 1])
+    }
+
+    private func launchFewRows(_ g: MatmulGeometry, _ plan: VectorMatmulPlan, _ few: VectorMatmulPlan.FewRows,
+                               _ a: cl_mem, _ b: cl_mem, _ c: cl_mem, _ s: borrowing DeviceSession) throws {
+        let (rows, products) = (plan.rows, plan.products)
+        let aStride = Int32(rows * g.k), bStride = Int32(g.sharedB ? 0 : g.n * g.k)
+        switch few {
+        case .transposedB:
+            let items = (g.n + KernelSource.rowsBT - 1) / KernelSource.rowsBT
+            try s.launch("matmul_rows_bt", [
+                .buffer(a), .buffer(b), .buffer(c), .int(Int32(rows)), .int(Int32(g.n)), .int(Int32(g.k)), .int(aStride), .int(bStride),
+            ], global: [roundUp(items, 16), products], local: [16, 1])
+        case .plainB:
+            let chunks = (g.k + KernelSource.rowsChunk - 1) / KernelSource.rowsChunk
+            let count = products * chunks * rows * g.n
+            try checkIndexable(count, "matmul partial sums")
+            // Partial sums per chunk of k; released after the queued kernels finish.
+            let part = try newTensor([count], s)
+            try s.launch("matmul_rows_bn", [
+                .buffer(a), .buffer(b), .buffer(part.buffer), .int(Int32(rows)), .int(Int32(g.n)), .int(Int32(g.k)),
+                .int(aStride), .int(bStride), .int(Int32(chunks)),
+            ], global: [(g.n + KernelSource.rowsColumns - 1) / KernelSource.rowsColumns, chunks, products], local: [1, 1, 1])
+            try s.launch("matmul_rows_reduce", [
+                .buffer(part.buffer), .buffer(c), .int(Int32(rows * g.n)), .int(Int32(chunks)),
+            ], global: [roundUp(rows * g.n, 64), products], local: [64, 1])
+        }
     }
 
     /// Fused grouped-query attention on device-resident tensors: query `[B, Hq, Tq, D]`, key/value

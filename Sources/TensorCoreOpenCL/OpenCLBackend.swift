@@ -32,7 +32,8 @@ public final class OpenCLBackend: ComputeBackend {
         case tiledLocalMemory = "tiled-local-memory"
         /// Each work-item computes an 8×16 block with eight `float16` accumulators, reading 8 values of `a`
         /// and 16 of `b` per step of `k` from packed panels (or the operands directly when their layout
-        /// already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers.
+        /// already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most
+        /// 8 rows of `a` (decode steps) use few-row kernels of the same family that stream `b` in place.
         case registerBlockedVector = "register-blocked-vector"
     }
 
@@ -158,7 +159,11 @@ public final class OpenCLBackend: ComputeBackend {
             return "tiled-local-memory \(edge * 4)x\(edge * 4) tile, \(edge)x\(edge) work-group"
         case .registerBlockedVector:
             let plan = VectorMatmulPlan(geometry)
-            return "register-blocked-vector 8x16 float16 (\(plan.packA ? "pack a" : "a direct"), \(plan.packB ? "pack b" : "b direct"))"
+            switch plan.fewRows {
+            case .transposedB: return "register-blocked-vector few-row (b [N, K] rows, 4 per work-item)"
+            case .plainB: return "register-blocked-vector few-row (b [K, N], 256 columns x 128 k per work-item)"
+            case nil: return "register-blocked-vector 8x16 float16 (\(plan.packA ? "pack a" : "a direct"), \(plan.packB ? "pack b" : "b direct"))"
+            }
         }
     }
 
@@ -193,12 +198,26 @@ public final class OpenCLBackend: ComputeBackend {
 
 /// How the register-blocked matmul reads its operands for one geometry.
 struct VectorMatmulPlan {
+    /// The few-row kernels, for products with at most 8 rows of `a` (decode steps): they stream `b` in place.
+    enum FewRows {
+        /// `b` is `[N, K]`: dot products of rows (`matmul_rows_bt`).
+        case transposedB
+        /// `b` is `[K, N]` with N a multiple of 16: split-k column sweeps (`matmul_rows_bn` + reduce).
+        case plainB
+    }
+
     let mPanels: Int
     let nPanels: Int
     /// `a` must be packed unless it is transposed (`[K, M]` rows are then contiguous along M) and M is a multiple of 8.
     let packA: Bool
     /// `b` is packed unless it is `[K, N]` with N a multiple of 16 and M small (see `init`).
     let packB: Bool
+    /// Set when a few-row kernel replaces the blocked one.
+    let fewRows: FewRows?
+    /// Rows of `a` per product, and products, as the few-row kernels see them: a shared 2-D `b` lets the
+    /// batch fold into the rows (`[B, M, K]` is `[B·M, K]` in memory).
+    let rows: Int
+    let products: Int
 
     init(_ g: MatmulGeometry) {
         mPanels = (g.m + KernelSource.vectorRows - 1) / KernelSource.vectorRows
@@ -208,5 +227,15 @@ struct VectorMatmulPlan {
         // (a new page at N ≥ 1024); packing measured 1.2–1.9× faster at n = 1024–2048 on PoCL. Reading in
         // place only pays when few row panels reuse b (decode-like M ≤ 24), where packing would double the traffic.
         packB = g.transposeB || g.n % KernelSource.vectorColumns != 0 || mPanels >= 4
+        (rows, products) = g.sharedB ? (g.batch * g.m, 1) : (g.m, g.batch)
+        if g.transposeA || rows > KernelSource.fewRowsMax {
+            fewRows = nil
+        } else if g.transposeB {
+            fewRows = .transposedB
+        } else if g.n % KernelSource.vectorColumns == 0 {
+            fewRows = .plainB
+        } else {
+            fewRows = nil
+        }
     }
 }
