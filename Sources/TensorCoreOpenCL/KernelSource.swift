@@ -4,7 +4,7 @@
 /// - `TILE_RTS`: work-group edge of the GPU tiled matmul (16 → 256 work-items; 8 on small devices).
 /// - `TILE_WPT`: outputs per work-item along each axis of the tiled matmul (tile = `TILE_RTS·TILE_WPT`).
 ///
-/// The register-blocked CPU matmul uses fixed `8 × 16` blocks (eight `float16` accumulators).
+/// The register-blocked CPU matmul uses fixed `8 × 32` blocks (sixteen `float16` accumulators).
 enum KernelSource {
     /// Names of every kernel in ``source``; each is created once after the build.
     static let kernelNames = [
@@ -14,8 +14,10 @@ enum KernelSource {
 
     /// Rows of one register block of the CPU matmul.
     static let vectorRows = 8
-    /// Columns of one register block of the CPU matmul (one `float16`).
-    static let vectorColumns = 16
+    /// Columns of one register block of the CPU matmul (two `float16`).
+    static let vectorColumns = 32
+    /// Work-items along M per work-group of the CPU matmul (they share a panel of b).
+    static let vectorGroupRows = 16
     /// Largest rows of `a` per product for the few-row CPU kernels.
     static let fewRowsMax = 8
     /// Rows of `b` per work-item of `matmul_rows_bt`.
@@ -41,7 +43,7 @@ enum KernelSource {
 #define TILE (TILE_RTS * TILE_WPT)
 #define TILE_K 16
 #define MR 8
-#define NR 16
+#define NR 32
 #define ATT_BLOCK 32
 
 /* Horizontal max and sum of a float16. */
@@ -78,13 +80,13 @@ __kernel void pack_a(__global const float* a, __global float* ap,
 }
 
 __kernel void pack_b(__global const float* b, __global float* bp,
-                     int N, int K, int transB, int bBatchStride, int panels) {
+                     int N, int K, int transB, int bBatchStride, int panels, int nr) {
     int k = get_global_id(0), p = get_global_id(1), batch = get_global_id(2);
     if (k >= K) return;
     __global const float* src = b + (long)batch * bBatchStride;
-    __global float* dst = bp + (((long)batch * panels + p) * K + k) * NR;
-    for (int c = 0; c < NR; c++) {
-        int j = p * NR + c;
+    __global float* dst = bp + (((long)batch * panels + p) * K + k) * nr;
+    for (int c = 0; c < nr; c++) {
+        int j = p * nr + c;
         float v = 0.0f;
         if (j < N) v = transB ? src[(long)j * K + k] : src[(long)k * N + j];
         dst[c] = v;
@@ -93,46 +95,42 @@ __kernel void pack_b(__global const float* b, __global float* bp,
 
 /* ---------------------------------------------------------------------------
  * Register-blocked matmul for CPU devices (PoCL and friends).
- * Each work-item computes an MR x NR = 8 x 16 block of C with eight float16
- * accumulators. A is read as 8 consecutive floats per k (packed panel, or the
- * raw transposed A when M % 8 == 0); B as 16 consecutive floats per k (packed
- * panel, or raw B when N % 16 == 0). Only the store checks edges.
+ * Each work-item computes an MR x NR = 8 x 32 block of C in sixteen float16 accumulators (two per row).
+ * Per step of k it reads 8 consecutive floats of A (a packed panel, or the raw transposed A when
+ * M % 8 == 0) and 32 of B (always a packed panel), then does 16 vector FMAs. Only the store checks edges.
+ * Work-groups of 16 work-items along M share one panel of B while it is hot in cache.
  * global: (N panels, M panels rounded up to the local size, batch)
  * ------------------------------------------------------------------------- */
-#define STORE_ROW(r, acc) \
+#define STORE_ROW2(r, lo, hi) \
     if (i0 + r < M) { \
         __global float* crow = cb + (long)(i0 + r) * N + j0; \
-        if (fullN) { vstore16(acc, 0, crow); } \
-        else { float t[NR]; vstore16(acc, 0, t); for (int c = 0; c < N - j0; c++) crow[c] = t[c]; } \
+        if (fullN) { vstore16(lo, 0, crow); vstore16(hi, 1, crow); } \
+        else { float t[NR]; vstore16(lo, 0, t); vstore16(hi, 1, t); for (int c = 0; c < N - j0; c++) crow[c] = t[c]; } \
     }
+#define STEP2(r, s) { float16 x = (float16)(a.s); c##r##a = mad(x, b0, c##r##a); c##r##b = mad(x, b1, c##r##b); }
 
 __kernel void matmul_vector(__global const float* A, __global const float* B, __global float* C,
-                            int M, int N, int K,
-                            int aPanelStride, int aKStride, int aBatchStride,
-                            int bPanelStride, int bKStride, int bBatchStride,
-                            int mPanels) {
+                              int M, int N, int K,
+                              int aPanelStride, int aKStride, int aBatchStride,
+                              int bPanelStride, int bKStride, int bBatchStride,
+                              int mPanels) {
     int jp = get_global_id(0), ip = get_global_id(1), batch = get_global_id(2);
     if (ip >= mPanels) return;
     __global const float* ap = A + (long)batch * aBatchStride + (long)ip * aPanelStride;
     __global const float* bp = B + (long)batch * bBatchStride + (long)jp * bPanelStride;
-    float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f, c4 = 0.0f, c5 = 0.0f, c6 = 0.0f, c7 = 0.0f;
+    float16 c0a = 0.0f, c1a = 0.0f, c2a = 0.0f, c3a = 0.0f, c4a = 0.0f, c5a = 0.0f, c6a = 0.0f, c7a = 0.0f;
+    float16 c0b = 0.0f, c1b = 0.0f, c2b = 0.0f, c3b = 0.0f, c4b = 0.0f, c5b = 0.0f, c6b = 0.0f, c7b = 0.0f;
     for (int k = 0; k < K; k++) {
-        float16 b = vload16(0, bp + (long)k * bKStride);
+        __global const float* bk = bp + (long)k * bKStride;
+        float16 b0 = vload16(0, bk), b1 = vload16(1, bk);
         float8 a = vload8(0, ap + (long)k * aKStride);
-        c0 = mad((float16)(a.s0), b, c0);
-        c1 = mad((float16)(a.s1), b, c1);
-        c2 = mad((float16)(a.s2), b, c2);
-        c3 = mad((float16)(a.s3), b, c3);
-        c4 = mad((float16)(a.s4), b, c4);
-        c5 = mad((float16)(a.s5), b, c5);
-        c6 = mad((float16)(a.s6), b, c6);
-        c7 = mad((float16)(a.s7), b, c7);
+        STEP2(0, s0) STEP2(1, s1) STEP2(2, s2) STEP2(3, s3) STEP2(4, s4) STEP2(5, s5) STEP2(6, s6) STEP2(7, s7)
     }
     int i0 = ip * MR, j0 = jp * NR;
     int fullN = j0 + NR <= N;
     __global float* cb = C + (long)batch * M * N;
-    STORE_ROW(0, c0) STORE_ROW(1, c1) STORE_ROW(2, c2) STORE_ROW(3, c3)
-    STORE_ROW(4, c4) STORE_ROW(5, c5) STORE_ROW(6, c6) STORE_ROW(7, c7)
+    STORE_ROW2(0, c0a, c0b) STORE_ROW2(1, c1a, c1b) STORE_ROW2(2, c2a, c2b) STORE_ROW2(3, c3a, c3b)
+    STORE_ROW2(4, c4a, c4b) STORE_ROW2(5, c5a, c5b) STORE_ROW2(6, c6a, c6b) STORE_ROW2(7, c7a, c7b)
 }
 
 /* ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ extension OpenCLBackend {
             return
         }
         let mr = KernelSource.vectorRows, nr = KernelSource.vectorColumns
+        let nPanels = plan.nPanels
         // Scratch panels live until the queued kernels that use them finish (OpenCL defers the release).
         var scratch: [OpenCLTensor] = []
         defer { _ = scratch }
@@ -63,33 +64,30 @@ extension OpenCLBackend {
             (aOperand, aPanelStride, aKStride, aBatchStride) = (a, mr, g.m, g.m * g.k)
         }
 
-        let bOperand: cl_mem, bPanelStride: Int, bKStride: Int, bBatchStride: Int
+        // b is always packed: reading a [K, N] b in place jumps a whole row per step of k (a new page at
+        // N ≥ 1024) and measured 1.2–1.9× slower; products with few rows use the few-row kernels instead.
         let bBatches = g.sharedB ? 1 : g.batch
-        if plan.packB {
-            let count = bBatches * plan.nPanels * g.k * nr
-            try checkIndexable(count, "matmul packed b")
-            let packed = try newTensor([count], s)
-            scratch.append(packed)
-            try s.launch("pack_b", [
-                .buffer(b), .buffer(packed.buffer), .int(Int32(g.n)), .int(Int32(g.k)),
-                .int(g.transposeB ? 1 : 0), .int(Int32(g.k * g.n)), .int(Int32(plan.nPanels)),
-            ], global: [roundUp(g.k, 64), plan.nPanels, bBatches], local: [64, 1, 1])
-            (bOperand, bPanelStride, bKStride, bBatchStride) = (packed.buffer, g.k * nr, nr, g.sharedB ? 0 : plan.nPanels * g.k * nr)
-        } else {
-            (bOperand, bPanelStride, bKStride, bBatchStride) = (b, nr, g.n, g.sharedB ? 0 : g.k * g.n)
-        }
+        let bCount = bBatches * nPanels * g.k * nr
+        try checkIndexable(bCount, "matmul packed b")
+        let packedB = try newTensor([bCount], s)
+        scratch.append(packedB)
+        try s.launch("pack_b", [
+            .buffer(b), .buffer(packedB.buffer), .int(Int32(g.n)), .int(Int32(g.k)),
+            .int(g.transposeB ? 1 : 0), .int(Int32(g.k * g.n)), .int(Int32(nPanels)), .int(Int32(nr)),
+        ], global: [roundUp(g.k, 64), nPanels, bBatches], local: [64, 1, 1])
+        let (bPanelStride, bKStride, bBatchStride) = (g.k * nr, nr, g.sharedB ? 0 : nPanels * g.k * nr)
 
-        // Work-groups of `rows` panels along M share one panel of b (kept in cache while they run).
-        // Fixed so PoCL specialises the kernel once; work-items past mPanels return at once.
-        let rows = 4
+        // Work-groups of `rows` panels along M share one panel of b (kept in cache while they run; 16 measured
+        // 10–17% faster than 4). Fixed so PoCL specialises the kernel once; work-items past mPanels return at once.
+        let rows = KernelSource.vectorGroupRows
         let mGlobal = roundUp(plan.mPanels, rows)
         try s.launch("matmul_vector", [
-            .buffer(aOperand), .buffer(bOperand), .buffer(c),
+            .buffer(aOperand), .buffer(packedB.buffer), .buffer(c),
             .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
             .int(Int32(aPanelStride)), .int(Int32(aKStride)), .int(Int32(aBatchStride)),
             .int(Int32(bPanelStride)), .int(Int32(bKStride)), .int(Int32(bBatchStride)),
             .int(Int32(plan.mPanels)),
-        ], global: [plan.nPanels, mGlobal, g.batch], local: [1, rows, 1])
+        ], global: [nPanels, mGlobal, g.batch], local: [1, rows, 1])
     }
 
     private func launchFewRows(_ g: MatmulGeometry, _ plan: VectorMatmulPlan, _ few: VectorMatmulPlan.FewRows,

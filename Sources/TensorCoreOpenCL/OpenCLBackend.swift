@@ -30,9 +30,8 @@ public final class OpenCLBackend: ComputeBackend {
         /// memory; each work-item accumulates a 4×4 block in registers. The GPU kernel; on CPU devices it
         /// runs at about 1% of OpenBLAS, so it is never chosen there automatically.
         case tiledLocalMemory = "tiled-local-memory"
-        /// Each work-item computes an 8×16 block with eight `float16` accumulators, reading 8 values of `a`
-        /// and 16 of `b` per step of `k` from packed panels (or the operands directly when their layout
-        /// already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most
+        /// Each work-item computes an 8×32 block with sixteen `float16` accumulators, reading 8 values of `a`
+        /// and 32 of `b` per step of `k` from packed panels (`a` directly when its layout already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most
         /// 8 rows of `a` (decode steps) use few-row kernels of the same family that stream `b` in place.
         case registerBlockedVector = "register-blocked-vector"
     }
@@ -150,7 +149,7 @@ public final class OpenCLBackend: ComputeBackend {
 
     /// A human description of the matmul kernel (and its packing steps) used for `geometry`.
     ///
-    /// For example `register-blocked-vector 8x16 float16 (pack a, b direct)` or
+    /// For example `register-blocked-vector 8x32 float16 (pack a, pack b)` or
     /// `tiled-local-memory 64x64 tile, 16x16 work-group`.
     public func matmulKernelVariant(for geometry: MatmulGeometry) -> String {
         switch matmulVariant(for: geometry) {
@@ -162,7 +161,7 @@ public final class OpenCLBackend: ComputeBackend {
             switch plan.fewRows {
             case .transposedB: return "register-blocked-vector few-row (b [N, K] rows, 4 per work-item)"
             case .plainB: return "register-blocked-vector few-row (b [K, N], 256 columns x 128 k per work-item)"
-            case nil: return "register-blocked-vector 8x16 float16 (\(plan.packA ? "pack a" : "a direct"), \(plan.packB ? "pack b" : "b direct"))"
+            case nil: return "register-blocked-vector 8x32 float16 (\(plan.packA ? "pack a" : "a direct"), pack b)"
             }
         }
     }
@@ -210,8 +209,6 @@ struct VectorMatmulPlan {
     let nPanels: Int
     /// `a` must be packed unless it is transposed (`[K, M]` rows are then contiguous along M) and M is a multiple of 8.
     let packA: Bool
-    /// `b` is packed unless it is `[K, N]` with N a multiple of 16 and M small (see `init`).
-    let packB: Bool
     /// Set when a few-row kernel replaces the blocked one.
     let fewRows: FewRows?
     /// Rows of `a` per product, and products, as the few-row kernels see them: a shared 2-D `b` lets the
@@ -223,16 +220,12 @@ struct VectorMatmulPlan {
         mPanels = (g.m + KernelSource.vectorRows - 1) / KernelSource.vectorRows
         nPanels = (g.n + KernelSource.vectorColumns - 1) / KernelSource.vectorColumns
         packA = !(g.transposeA && g.m % KernelSource.vectorRows == 0)
-        // A [K, N] b with N a multiple of 16 can be read in place, but each step of k then jumps a whole row
-        // (a new page at N ≥ 1024); packing measured 1.2–1.9× faster at n = 1024–2048 on PoCL. Reading in
-        // place only pays when few row panels reuse b (decode-like M ≤ 24), where packing would double the traffic.
-        packB = g.transposeB || g.n % KernelSource.vectorColumns != 0 || mPanels >= 4
         (rows, products) = g.sharedB ? (g.batch * g.m, 1) : (g.m, g.batch)
         if g.transposeA || rows > KernelSource.fewRowsMax {
             fewRows = nil
         } else if g.transposeB {
             fewRows = .transposedB
-        } else if g.n % KernelSource.vectorColumns == 0 {
+        } else if g.n % 16 == 0 {
             fewRows = .plainB
         } else {
             fewRows = nil
