@@ -28,7 +28,7 @@ public final class OpenCLBackend: ComputeBackend {
     public enum MatmulKernelVariant: String, Sendable, Hashable, CaseIterable {
         /// Work-groups of 16×16 work-items stage 16-deep slices of 64×64 tiles of `a` and `b` in local
         /// memory; each work-item accumulates a 4×4 block in registers. The GPU kernel; on CPU devices it
-        /// runs at about 1% of OpenBLAS, so it is never chosen there automatically.
+        /// runs at a few percent of OpenBLAS, so it is never chosen there automatically.
         case tiledLocalMemory = "tiled-local-memory"
         /// Each work-item computes an 8×32 block with sixteen `float16` accumulators, reading 8 values of `a`
         /// and 32 of `b` per step of `k` from packed panels (`a` directly when its layout already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most
