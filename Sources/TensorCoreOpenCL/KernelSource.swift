@@ -9,7 +9,7 @@ enum KernelSource {
     /// Names of every kernel in ``source``; each is created once after the build.
     static let kernelNames = [
         "pack_a", "pack_b", "matmul_vector", "matmul_rows_bt", "matmul_rows_bn", "matmul_rows_reduce", "matmul_tiled",
-        "attention", "attention_blocked", "softmax_rows", "rms_norm_rows", "rope", "silu", "add_broadcast", "mul_broadcast",
+        "attention", "attention_split", "attention_combine", "attention_blocked", "softmax_rows", "rms_norm_rows", "rope", "silu", "add_broadcast", "mul_broadcast",
     ]
 
     /// Rows of one register block of the CPU matmul.
@@ -28,6 +28,8 @@ enum KernelSource {
 
     /// Keys scored per online-softmax step in the row-wise attention kernel.
     static let attentionBlock = 32
+    /// Most key ranges one row is split into by `attention_split` (the combine kernel's array size).
+    static let attentionMaxSplits = 64
     /// Query rows per work-item of the register-blocked attention kernel.
     static let attentionQueryRows = 8
     /// Keys per step of the register-blocked attention kernel (one `float16`).
@@ -281,14 +283,49 @@ void matmul_tiled(__global const float* A, __global const float* B, __global flo
 }
 
 /* ---------------------------------------------------------------------------
- * Fused attention with online softmax: one pass over K and V per query row.
+ * Row-wise fused attention with online softmax (the GPU kernel): one pass over K and V per query row.
  * q: [B, Hq, Tq, D], k/v: [B, Hkv, Tk, D], out: [B, Hq, Tq, D].
- * Query head h reads kv head h / (Hq / Hkv). Causal: query i sees keys
- * j <= i + Tk - Tq. Keys are scored ATT_BLOCK at a time; the running max m,
- * normaliser l and the output row (used as the accumulator) are rescaled once
- * per block by exp(m_old - m_new).
- * global: (Tq, Hq, B)
+ * Query head h reads kv head h / (Hq / Hkv). Causal: query i sees keys j <= i + Tk - Tq.
+ * attend_range scores keys [j0, j1) ATT_BLOCK at a time; the running max m, normaliser l and the
+ * unnormalised output row (orow, the accumulator) are rescaled once per block by exp(m_old - m_new).
+ *
+ * attention: one work-item per row over all visible keys, then out = orow / l.  global: (Tq, Hq, B)
+ * attention_split + attention_combine (decode with few rows, "flash decoding"): the keys of each row
+ *   are split into `splits` ranges of `per` keys, one work-item each, writing its unnormalised row and
+ *   (m, l); the combine kernel merges them: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s with
+ *   M = max_s m_s over non-empty ranges.  global: (Tq, Hq * splits, B), then (Tq, Hq, B)
  * ------------------------------------------------------------------------- */
+void attend_range(__global const float* qrow, __global const float* kb, __global const float* vb,
+                  __global float* orow, int j0, int j1, int D, float scale, float* mOut, float* lOut) {
+    for (int x = 0; x < D; x++) orow[x] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    float s[ATT_BLOCK];
+    for (int jb = j0; jb < j1; jb += ATT_BLOCK) {
+        int n = min(ATT_BLOCK, j1 - jb);
+        float bm = -INFINITY;
+        for (int jj = 0; jj < n; jj++) {
+            __global const float* krow = kb + (long)(jb + jj) * D;
+            float dot = 0.0f;
+            for (int x = 0; x < D; x++) dot = mad(qrow[x], krow[x], dot);
+            s[jj] = dot * scale;
+            bm = fmax(bm, s[jj]);
+        }
+        float mNew = fmax(m, bm);
+        float corr = exp(m - mNew);
+        l *= corr;
+        for (int jj = 0; jj < n; jj++) { s[jj] = exp(s[jj] - mNew); l += s[jj]; }
+        __global const float* vblock = vb + (long)jb * D;
+        for (int x = 0; x < D; x++) {
+            float acc = orow[x] * corr;
+            for (int jj = 0; jj < n; jj++) acc = mad(s[jj], vblock[(long)jj * D + x], acc);
+            orow[x] = acc;
+        }
+        m = mNew;
+    }
+    *mOut = m;
+    *lOut = l;
+}
+
 __kernel void attention(__global const float* q, __global const float* k, __global const float* v,
                         __global float* out, int Hq, int Hkv, int Tq, int Tk, int D,
                         int causal, float scale) {
@@ -300,33 +337,61 @@ __kernel void attention(__global const float* q, __global const float* k, __glob
     __global const float* vb = v + ((long)b * Hkv + kvh) * (long)Tk * D;
     __global float* orow = out + (((long)b * Hq + h) * Tq + i) * D;
     int visible = causal ? min(Tk, i + Tk - Tq + 1) : Tk;
-    for (int x = 0; x < D; x++) orow[x] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    float s[ATT_BLOCK];
-    for (int j0 = 0; j0 < visible; j0 += ATT_BLOCK) {
-        int n = min(ATT_BLOCK, visible - j0);
-        float bm = -INFINITY;
-        for (int jj = 0; jj < n; jj++) {
-            __global const float* krow = kb + (long)(j0 + jj) * D;
-            float dot = 0.0f;
-            for (int x = 0; x < D; x++) dot = mad(qrow[x], krow[x], dot);
-            s[jj] = dot * scale;
-            bm = fmax(bm, s[jj]);
-        }
-        float mNew = fmax(m, bm);
-        float corr = exp(m - mNew);
-        l *= corr;
-        for (int jj = 0; jj < n; jj++) { s[jj] = exp(s[jj] - mNew); l += s[jj]; }
-        __global const float* vblock = vb + (long)j0 * D;
-        for (int x = 0; x < D; x++) {
-            float acc = orow[x] * corr;
-            for (int jj = 0; jj < n; jj++) acc = mad(s[jj], vblock[(long)jj * D + x], acc);
-            orow[x] = acc;
-        }
-        m = mNew;
-    }
+    float m, l;
+    attend_range(qrow, kb, vb, orow, 0, visible, D, scale, &m, &l);
     float inv = 1.0f / l;
     for (int x = 0; x < D; x++) orow[x] *= inv;
+}
+
+#define MAX_SPLITS 64
+
+__kernel void attention_split(__global const float* q, __global const float* k, __global const float* v,
+                              __global float* partO, __global float* partML,
+                              int Hq, int Hkv, int Tq, int Tk, int D, int causal, float scale,
+                              int splits, int per) {
+    int i = get_global_id(0), hs = get_global_id(1), b = get_global_id(2);
+    if (i >= Tq) return;
+    int h = hs / splits, split = hs % splits;
+    int kvh = h / (Hq / Hkv);
+    __global const float* qrow = q + (((long)b * Hq + h) * Tq + i) * D;
+    __global const float* kb = k + ((long)b * Hkv + kvh) * (long)Tk * D;
+    __global const float* vb = v + ((long)b * Hkv + kvh) * (long)Tk * D;
+    int visible = causal ? min(Tk, i + Tk - Tq + 1) : Tk;
+    int j0 = split * per, j1 = min(visible, j0 + per);
+    long row = (((long)b * Hq + h) * splits + split) * Tq + i;
+    float m, l;
+    attend_range(qrow, kb, vb, partO + row * D, j0, j1, D, scale, &m, &l);   /* empty range: m = -inf, l = 0 */
+    partML[row * 2] = m;
+    partML[row * 2 + 1] = l;
+}
+
+__kernel void attention_combine(__global const float* partO, __global const float* partML, __global float* out,
+                                int Hq, int Tq, int D, int splits) {
+    int i = get_global_id(0), h = get_global_id(1), b = get_global_id(2);
+    if (i >= Tq) return;
+    long base = ((long)b * Hq + h) * splits;
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++) {
+        long row = (base + s) * Tq + i;
+        if (partML[row * 2 + 1] > 0.0f) M = fmax(M, partML[row * 2]);
+    }
+    float w[MAX_SPLITS];
+    float L = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        long row = (base + s) * Tq + i;
+        float l = partML[row * 2 + 1];
+        w[s] = l > 0.0f ? exp(partML[row * 2] - M) : 0.0f;
+        L += w[s] * l;
+    }
+    float inv = 1.0f / L;
+    __global float* orow = out + (((long)b * Hq + h) * Tq + i) * D;
+    for (int x = 0; x < D; x++) {
+        float acc = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            if (w[s] != 0.0f) acc = mad(w[s], partO[((base + s) * Tq + i) * D + x], acc);
+        }
+        orow[x] = acc * inv;
+    }
 }
 
 /* ---------------------------------------------------------------------------

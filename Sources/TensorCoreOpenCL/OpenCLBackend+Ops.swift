@@ -137,9 +137,36 @@ extension OpenCLBackend {
         }
     }
 
+    /// Key ranges per row for the row-wise kernel: with few rows (decode), split the keys so that about
+    /// 2048 work-items run, each over at least 256 keys; 1 means no split.
+    static func attentionSplits(_ g: AttentionGeometry) -> Int {
+        let rows = g.batch * g.queryHeads * g.queryLength
+        let wanted = (2048 + rows - 1) / rows
+        return max(1, min(wanted, g.keyLength / 256, KernelSource.attentionMaxSplits))
+    }
+
     private func launchRowwiseAttention(_ g: AttentionGeometry, _ q: cl_mem, _ k: cl_mem, _ v: cl_mem, _ out: cl_mem, _ s: borrowing DeviceSession) throws {
         // One work-item per query row; CPU devices run rows one per work-group, GPUs group 32 rows.
         let local = device.kind == .cpu ? 1 : 32
+        let splits = Self.attentionSplits(g)
+        if splits > 1 {
+            let per = (g.keyLength + splits - 1) / splits
+            let rows = g.batch * g.queryHeads * splits * g.queryLength
+            try checkIndexable(rows * g.headDim, "attention partial rows")
+            // Partial rows and (m, l) per key range; released after the queued kernels finish.
+            let partO = try newTensor([rows * g.headDim], s)
+            let partML = try newTensor([rows * 2], s)
+            try s.launch("attention_split", [
+                .buffer(q), .buffer(k), .buffer(v), .buffer(partO.buffer), .buffer(partML.buffer),
+                .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
+                .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale), .int(Int32(splits)), .int(Int32(per)),
+            ], global: [roundUp(g.queryLength, local), g.queryHeads * splits, g.batch], local: [local, 1, 1])
+            try s.launch("attention_combine", [
+                .buffer(partO.buffer), .buffer(partML.buffer), .buffer(out),
+                .int(Int32(g.queryHeads)), .int(Int32(g.queryLength)), .int(Int32(g.headDim)), .int(Int32(splits)),
+            ], global: [roundUp(g.queryLength, local), g.queryHeads, g.batch], local: [local, 1, 1])
+            return
+        }
         try s.launch("attention", [
             .buffer(q), .buffer(k), .buffer(v), .buffer(out),
             .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),

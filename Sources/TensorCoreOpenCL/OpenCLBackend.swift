@@ -39,7 +39,8 @@ public final class OpenCLBackend: ComputeBackend {
     /// The two attention kernels.
     public enum AttentionKernelVariant: String, Sendable, Hashable, CaseIterable {
         /// One work-item per query row walks the keys in blocks of 32 with an online softmax, using the
-        /// output row as its accumulator; work-groups of 32 rows on GPUs.
+        /// output row as its accumulator; work-groups of 32 rows on GPUs. With few rows (decode) each row's
+        /// keys are split into ranges processed in parallel and merged by a second kernel.
         case rowwise = "rowwise-online-softmax"
         /// One work-item per block of 8 query rows: scores for 16 keys at a time in eight `float16` registers
         /// (keys pre-transposed to `[D, Tk]`), online softmax per row, and the `P·V` update 16 dimensions at a

@@ -184,7 +184,9 @@ struct OpenCLBackendTests {
         .init(b: 2, hq: 8, hkv: 1, tq: 3, tk: 129, d: 16),  // ratio 8, Tq < Tk (prefill continuing a cache)
         .init(b: 1, hq: 4, hkv: 1, tq: 33, tk: 257, d: 63),
         .init(b: 1, hq: 4, hkv: 4, tq: 129, tk: 129, d: 32),  // many row blocks, D a multiple of 16
-        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys
+        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys (row-wise: 11 key ranges)
+        .init(b: 1, hq: 2, hkv: 1, tq: 5, tk: 600, d: 8),  // row-wise: 2 key ranges, causal rows ending mid-range
+        .init(b: 1, hq: 1, hkv: 1, tq: 600, tk: 600, d: 5),  // row-wise: 2 key ranges; causal rows < 300 leave the second empty
     ]
 
     @Test(arguments: attentionCases)
