@@ -31,8 +31,9 @@ public final class OpenCLBackend: ComputeBackend {
         /// runs at a few percent of OpenBLAS, so it is never chosen there automatically.
         case tiledLocalMemory = "tiled-local-memory"
         /// Each work-item computes an 8×32 block with sixteen `float16` accumulators, reading 8 values of `a`
-        /// and 32 of `b` per step of `k` from packed panels (`a` directly when its layout already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most
-        /// 8 rows of `a` (decode steps) use few-row kernels of the same family that stream `b` in place.
+        /// and 32 of `b` per step of `k` from packed panels (`a` directly when its layout already matches).
+        /// The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most 8 rows of `a`
+        /// (decode steps) use few-row kernels of the same family that stream `b` in place.
         case registerBlockedVector = "register-blocked-vector"
     }
 
@@ -42,9 +43,10 @@ public final class OpenCLBackend: ComputeBackend {
         /// output row as its accumulator; work-groups of 32 rows on GPUs. With few rows (decode) each row's
         /// keys are split into ranges processed in parallel and merged by a second kernel.
         case rowwise = "rowwise-online-softmax"
-        /// One work-item per block of 8 query rows: scores for 16 keys at a time in eight `float16` registers
-        /// (keys pre-transposed to `[D, Tk]`), online softmax per row, and the `P·V` update 16 dimensions at a
-        /// time — matmul-like register blocking for CPU devices.
+        /// One work-item per block of 8 rows of one KV head (the rows run over the query heads sharing it and
+        /// their positions): scores for 16 keys at a time from 16-wide dot products, online softmax per row,
+        /// and the `P·V` update 16 dimensions at a time in eight `float16` registers — matmul-like register
+        /// blocking for CPU devices.
         case registerBlockedVector = "register-blocked-vector"
     }
 
