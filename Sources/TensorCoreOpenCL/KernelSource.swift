@@ -49,11 +49,11 @@ enum KernelSource {
 #define ATT_BLOCK 32
 
 /* Horizontal max and sum of a float16. */
-inline float hmax16(float16 v) {
+float hmax16(float16 v) {
     float8 a = fmax(v.lo, v.hi); float4 b = fmax(a.lo, a.hi); float2 c = fmax(b.lo, b.hi);
     return fmax(c.x, c.y);
 }
-inline float hsum16(float16 v) {
+float hsum16(float16 v) {
     float8 a = v.lo + v.hi; float4 b = a.lo + a.hi; float2 c = b.lo + b.hi;
     return c.x + c.y;
 }
