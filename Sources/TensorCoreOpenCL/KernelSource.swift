@@ -287,17 +287,21 @@ void matmul_tiled(__global const float* A, __global const float* B, __global flo
  * q: [B, Hq, Tq, D], k/v: [B, Hkv, Tk, D], out: [B, Hq, Tq, D].
  * Query head h reads kv head h / (Hq / Hkv). Causal: query i sees keys j <= i + Tk - Tq.
  * attend_range scores keys [j0, j1) ATT_BLOCK at a time; the running max m, normaliser l and the
- * unnormalised output row (orow, the accumulator) are rescaled once per block by exp(m_old - m_new).
+ * unnormalised output row are rescaled once per block by exp(m_old - m_new). The output row lives in a
+ * scratch buffer laid out [D][rows] (element x of a row at acc[x * stride]), so neighbouring work-items
+ * (neighbouring rows) touch neighbouring addresses: coalesced on GPUs. All rows of a work-group read
+ * the same key at the same time (one broadcast load).
  *
- * attention: one work-item per row over all visible keys, then out = orow / l.  global: (Tq, Hq, B)
+ * attention: one work-item per row over all visible keys, then out = acc / l.  global: (Tq, Hq, B)
  * attention_split + attention_combine (decode with few rows, "flash decoding"): the keys of each row
  *   are split into `splits` ranges of `per` keys, one work-item each, writing its unnormalised row and
  *   (m, l); the combine kernel merges them: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s with
  *   M = max_s m_s over non-empty ranges.  global: (Tq, Hq * splits, B), then (Tq, Hq, B)
  * ------------------------------------------------------------------------- */
 void attend_range(__global const float* qrow, __global const float* kb, __global const float* vb,
-                  __global float* orow, int j0, int j1, int D, float scale, float* mOut, float* lOut) {
-    for (int x = 0; x < D; x++) orow[x] = 0.0f;
+                  __global float* acc, long stride, int j0, int j1, int D, float scale,
+                  float* mOut, float* lOut) {
+    for (int x = 0; x < D; x++) acc[x * stride] = 0.0f;
     float m = -INFINITY, l = 0.0f;
     float s[ATT_BLOCK];
     for (int jb = j0; jb < j1; jb += ATT_BLOCK) {
@@ -316,9 +320,9 @@ void attend_range(__global const float* qrow, __global const float* kb, __global
         for (int jj = 0; jj < n; jj++) { s[jj] = exp(s[jj] - mNew); l += s[jj]; }
         __global const float* vblock = vb + (long)jb * D;
         for (int x = 0; x < D; x++) {
-            float acc = orow[x] * corr;
-            for (int jj = 0; jj < n; jj++) acc = mad(s[jj], vblock[(long)jj * D + x], acc);
-            orow[x] = acc;
+            float o = acc[x * stride] * corr;
+            for (int jj = 0; jj < n; jj++) o = mad(s[jj], vblock[(long)jj * D + x], o);
+            acc[x * stride] = o;
         }
         m = mNew;
     }
@@ -326,29 +330,32 @@ void attend_range(__global const float* qrow, __global const float* kb, __global
     *lOut = l;
 }
 
+/* acc: scratch [D][R] with R = B*Hq*Tq. */
 __kernel void attention(__global const float* q, __global const float* k, __global const float* v,
-                        __global float* out, int Hq, int Hkv, int Tq, int Tk, int D,
-                        int causal, float scale) {
+                        __global float* acc, __global float* out, int Hq, int Hkv, int Tq, int Tk, int D,
+                        int causal, float scale, int R) {
     int i = get_global_id(0), h = get_global_id(1), b = get_global_id(2);
     if (i >= Tq) return;
     int kvh = h / (Hq / Hkv);
-    __global const float* qrow = q + (((long)b * Hq + h) * Tq + i) * D;
+    long row = ((long)b * Hq + h) * Tq + i;
+    __global const float* qrow = q + row * D;
     __global const float* kb = k + ((long)b * Hkv + kvh) * (long)Tk * D;
     __global const float* vb = v + ((long)b * Hkv + kvh) * (long)Tk * D;
-    __global float* orow = out + (((long)b * Hq + h) * Tq + i) * D;
     int visible = causal ? min(Tk, i + Tk - Tq + 1) : Tk;
     float m, l;
-    attend_range(qrow, kb, vb, orow, 0, visible, D, scale, &m, &l);
+    attend_range(qrow, kb, vb, acc + row, R, 0, visible, D, scale, &m, &l);
     float inv = 1.0f / l;
-    for (int x = 0; x < D; x++) orow[x] *= inv;
+    __global float* orow = out + row * D;
+    for (int x = 0; x < D; x++) orow[x] = acc[(long)x * R + row] * inv;
 }
 
 #define MAX_SPLITS 64
 
+/* partO: [D][R] with R = B*Hq*splits*Tq; partML: [R][2]. */
 __kernel void attention_split(__global const float* q, __global const float* k, __global const float* v,
                               __global float* partO, __global float* partML,
                               int Hq, int Hkv, int Tq, int Tk, int D, int causal, float scale,
-                              int splits, int per) {
+                              int splits, int per, int R) {
     int i = get_global_id(0), hs = get_global_id(1), b = get_global_id(2);
     if (i >= Tq) return;
     int h = hs / splits, split = hs % splits;
@@ -360,13 +367,13 @@ __kernel void attention_split(__global const float* q, __global const float* k, 
     int j0 = split * per, j1 = min(visible, j0 + per);
     long row = (((long)b * Hq + h) * splits + split) * Tq + i;
     float m, l;
-    attend_range(qrow, kb, vb, partO + row * D, j0, j1, D, scale, &m, &l);   /* empty range: m = -inf, l = 0 */
+    attend_range(qrow, kb, vb, partO + row, R, j0, j1, D, scale, &m, &l);   /* empty range: m = -inf, l = 0 */
     partML[row * 2] = m;
     partML[row * 2 + 1] = l;
 }
 
 __kernel void attention_combine(__global const float* partO, __global const float* partML, __global float* out,
-                                int Hq, int Tq, int D, int splits) {
+                                int Hq, int Tq, int D, int splits, int R) {
     int i = get_global_id(0), h = get_global_id(1), b = get_global_id(2);
     if (i >= Tq) return;
     long base = ((long)b * Hq + h) * splits;
@@ -388,7 +395,7 @@ __kernel void attention_combine(__global const float* partO, __global const floa
     for (int x = 0; x < D; x++) {
         float acc = 0.0f;
         for (int s = 0; s < splits; s++) {
-            if (w[s] != 0.0f) acc = mad(w[s], partO[((base + s) * Tq + i) * D + x], acc);
+            if (w[s] != 0.0f) acc = mad(w[s], partO[(long)x * R + (base + s) * Tq + i], acc);
         }
         orow[x] = acc * inv;
     }

@@ -160,17 +160,23 @@ extension OpenCLBackend {
                 .buffer(q), .buffer(k), .buffer(v), .buffer(partO.buffer), .buffer(partML.buffer),
                 .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
                 .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale), .int(Int32(splits)), .int(Int32(per)),
+                .int(Int32(rows)),
             ], global: [roundUp(g.queryLength, local), g.queryHeads * splits, g.batch], local: [local, 1, 1])
             try s.launch("attention_combine", [
                 .buffer(partO.buffer), .buffer(partML.buffer), .buffer(out),
                 .int(Int32(g.queryHeads)), .int(Int32(g.queryLength)), .int(Int32(g.headDim)), .int(Int32(splits)),
+                .int(Int32(rows)),
             ], global: [roundUp(g.queryLength, local), g.queryHeads, g.batch], local: [local, 1, 1])
             return
         }
+        // Accumulators laid out [D][rows] so neighbouring work-items touch neighbouring addresses.
+        let rows = g.batch * g.queryHeads * g.queryLength
+        try checkIndexable(rows * g.headDim, "attention accumulators")
+        let acc = try newTensor([rows * g.headDim], s)
         try s.launch("attention", [
-            .buffer(q), .buffer(k), .buffer(v), .buffer(out),
+            .buffer(q), .buffer(k), .buffer(v), .buffer(acc.buffer), .buffer(out),
             .int(Int32(g.queryHeads)), .int(Int32(g.kvHeads)), .int(Int32(g.queryLength)), .int(Int32(g.keyLength)),
-            .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale),
+            .int(Int32(g.headDim)), .int(g.causal ? 1 : 0), .float(g.scale), .int(Int32(rows)),
         ], global: [roundUp(g.queryLength, local), g.queryHeads, g.batch], local: [local, 1, 1])
     }
 
