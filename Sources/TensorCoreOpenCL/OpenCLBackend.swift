@@ -39,9 +39,10 @@ public final class OpenCLBackend: ComputeBackend {
 
     /// The two attention kernels.
     public enum AttentionKernelVariant: String, Sendable, Hashable, CaseIterable {
-        /// One work-item per query row walks the keys in blocks of 32 with an online softmax, using the
-        /// output row as its accumulator; work-groups of 32 rows on GPUs. With few rows (decode) each row's
-        /// keys are split into ranges processed in parallel and merged by a second kernel.
+        /// One work-item per query row walks the keys in blocks of 32 with an online softmax; work-groups of
+        /// 32 rows on GPUs read each key together, and accumulate in a `[D, rows]` scratch so neighbouring
+        /// work-items touch neighbouring addresses. With few rows (decode) each row's keys are split into
+        /// ranges processed in parallel and merged by a second kernel.
         case rowwise = "rowwise-online-softmax"
         /// One work-item per block of 8 rows of one KV head (the rows run over the query heads sharing it and
         /// their positions): scores for 16 keys at a time from 16-wide dot products, online softmax per row,
