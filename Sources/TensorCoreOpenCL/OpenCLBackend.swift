@@ -134,6 +134,24 @@ public final class OpenCLBackend: ComputeBackend {
         try runtime.session.withLock { s in try s.finish() }
     }
 
+    /// Runs `body`, waits for the device, and returns the device time between the first and the last
+    /// command `body` enqueued, from the profiling clock of the queue.
+    ///
+    /// Markers are enqueued before and after `body`; the result is the difference of their completion
+    /// timestamps, so it excludes host-side overhead before the first kernel but includes any device idle
+    /// time while `body` is still enqueueing. Work that other tasks enqueue on the same device meanwhile is
+    /// counted too — time on a quiet device.
+    public func deviceTime(_ body: () throws -> Void) throws -> Duration {
+        let start = try runtime.session.withLock { s in try s.marker() }
+        defer { clReleaseEvent(start) }
+        try body()
+        let end = try runtime.session.withLock { s in try s.marker() }
+        defer { clReleaseEvent(end) }
+        try finish()
+        let t0 = try DeviceSession.endTime(start), t1 = try DeviceSession.endTime(end)
+        return .nanoseconds(Int64(t1 >= t0 ? t1 - t0 : 0))
+    }
+
     /// The kernel ``matmul(_:_:transposeA:transposeB:)`` runs for `geometry` on this backend.
     public func matmulVariant(for geometry: MatmulGeometry) -> MatmulKernelVariant {
         if let forced = configuration.matmulKernel {

@@ -139,6 +139,23 @@ struct DeviceSession: ~Copyable {
             "clEnqueueReadBuffer", "downloading \(values.count) floats")
     }
 
+    /// Enqueues a marker and returns its event (the caller releases it).
+    func marker() throws -> cl_event {
+        var event: cl_event?
+        try OpenCLStatus.check(clEnqueueMarkerWithWaitList(queue, 0, nil, &event), "clEnqueueMarkerWithWaitList", "enqueueing a timing marker")
+        guard let event else { throw TensorError(.deviceFailure, "clEnqueueMarkerWithWaitList returned no event") }
+        return event
+    }
+
+    /// `CL_PROFILING_COMMAND_END` of a completed event, in device nanoseconds.
+    static func endTime(_ event: cl_event) throws -> UInt64 {
+        var t: cl_ulong = 0
+        try OpenCLStatus.check(
+            clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), MemoryLayout<cl_ulong>.size, &t, nil),
+            "clGetEventProfilingInfo", "reading a profiling timestamp")
+        return t
+    }
+
     func finish() throws {
         try OpenCLStatus.check(clFinish(queue), "clFinish", "waiting for queued kernels")
     }

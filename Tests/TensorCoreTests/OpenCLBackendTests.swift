@@ -302,6 +302,19 @@ struct OpenCLBackendTests {
         }
     }
 
+    @Test func deviceTimeIsPositiveAndBoundedByWallTime() throws {
+        let a = try cl.upload(Tensor.random(shape: [128, 128], seed: freshSeed()))
+        let clock = ContinuousClock()
+        var device = Duration.zero
+        let wall = try clock.measure {
+            device = try cl.deviceTime {
+                for _ in 0..<3 { _ = try cl.matmul(a, a, transposeA: false, transposeB: false) }
+            }
+        }
+        #expect(device > .zero)
+        #expect(device <= wall)
+    }
+
     // MARK: Bad input
 
     @Test func badInputThrowsTypedErrors() throws {
