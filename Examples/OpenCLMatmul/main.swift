@@ -50,7 +50,7 @@ do {
     for d in try OpenCLBackend.devices() { print("device: \(d)") }
     let cl = try OpenCLBackend(configuration: .init(device: selector, matmulKernel: kernel))
     print("using:  \(cl.deviceDescription)\n")
-    print("           M×N×K  kernel                                              OpenCL GFLOP/s  sgemm GFLOP/s  ratio")
+    print("M×N×K             kernel" + String(repeating: " ", count: 68) + "OpenCL GFLOP/s  sgemm GFLOP/s  ratio")
     for (m, n, k) in sizes {
         let a = Tensor.random(shape: [m, k], seed: 1), b = Tensor.random(shape: [k, n], seed: 2)
         let g = try MatmulGeometry(a.shape, b.shape, transposeA: false, transposeB: false)
@@ -80,7 +80,7 @@ do {
         clTimes.removeFirst()
         blasTimes.removeFirst()
         let clGF = g.flops / median(clTimes) / 1e9, blasGF = g.flops / median(blasTimes) / 1e9
-        let name = cl.matmulKernelVariant(for: g).padding(toLength: 50, withPad: " ", startingAt: 0)
+        let name = cl.matmulKernelVariant(for: g).padding(toLength: 72, withPad: " ", startingAt: 0)
         let label = "\(m)×\(n)×\(k)".padding(toLength: 16, withPad: " ", startingAt: 0)
         print(String(format: "%@  %@  %14.1f  %13.1f  %5.2f", label, name, clGF, blasGF, clGF / blasGF))
     }

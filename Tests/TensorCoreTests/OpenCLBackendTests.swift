@@ -128,6 +128,8 @@ struct OpenCLBackendTests {
         .init(m: 63, n: 129, k: 17, batch: 0), .init(m: 129, n: 63, k: 257, batch: 0), .init(m: 1, n: 257, k: 129, batch: 0),
         .init(m: 64, n: 64, k: 32, batch: 0), .init(m: 17, n: 33, k: 63, batch: 3), .init(m: 16, n: 48, k: 17, batch: 2),
         .init(m: 63, n: 17, k: 3, batch: -3), .init(m: 8, n: 32, k: 65, batch: -2),
+        // Few-row kernels: k past one 128-row chunk and not a multiple of 16; n a multiple of 16 beyond 256 columns.
+        .init(m: 1, n: 272, k: 300, batch: 0), .init(m: 3, n: 33, k: 257, batch: 2), .init(m: 2, n: 48, k: 129, batch: -3),
     ]
 
     @Test(arguments: matmulCases)
@@ -151,6 +153,11 @@ struct OpenCLBackendTests {
     @Test func matmulVariantFollowsDeviceType() throws {
         let g = try MatmulGeometry([64, 64], [64, 64], transposeA: false, transposeB: false)
         #expect(vector.matmulVariant(for: g) == .registerBlockedVector)
+        // Decode shapes take the few-row kernels; the tests above cover them through the same shapes.
+        let decodeT = try MatmulGeometry([1, 300], [272, 300], transposeA: false, transposeB: true)
+        let decodeN = try MatmulGeometry([1, 300], [300, 272], transposeA: false, transposeB: false)
+        #expect(vector.matmulKernelVariant(for: decodeT).contains("few-row (b [N, K]"))
+        #expect(vector.matmulKernelVariant(for: decodeN).contains("few-row (b [K, N]"))
         #expect(vector.matmulKernelVariant(for: g).hasPrefix("register-blocked-vector"))
         #expect(tiled.matmulKernelVariant(for: g).hasPrefix("tiled-local-memory"))
         switch cl.device.kind {
@@ -177,7 +184,9 @@ struct OpenCLBackendTests {
         .init(b: 2, hq: 8, hkv: 1, tq: 3, tk: 129, d: 16),  // ratio 8, Tq < Tk (prefill continuing a cache)
         .init(b: 1, hq: 4, hkv: 1, tq: 33, tk: 257, d: 63),
         .init(b: 1, hq: 4, hkv: 4, tq: 129, tk: 129, d: 32),  // many row blocks, D a multiple of 16
-        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys
+        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys (row-wise: 11 key ranges)
+        .init(b: 1, hq: 2, hkv: 1, tq: 5, tk: 600, d: 8),  // row-wise: 2 key ranges, causal rows ending mid-range
+        .init(b: 1, hq: 1, hkv: 1, tq: 600, tk: 600, d: 5),  // row-wise: 2 key ranges; causal rows < 300 leave the second empty
     ]
 
     @Test(arguments: attentionCases)
@@ -291,6 +300,19 @@ struct OpenCLBackendTests {
             }
             for try await err in group { #expect(err < 2e-5, "seed=\(seed)") }
         }
+    }
+
+    @Test func deviceTimeIsPositiveAndBoundedByWallTime() throws {
+        let a = try cl.upload(Tensor.random(shape: [128, 128], seed: freshSeed()))
+        let clock = ContinuousClock()
+        var device = Duration.zero
+        let wall = try clock.measure {
+            device = try cl.deviceTime {
+                for _ in 0..<3 { _ = try cl.matmul(a, a, transposeA: false, transposeB: false) }
+            }
+        }
+        #expect(device > .zero)
+        #expect(device <= wall)
     }
 
     // MARK: Bad input
