@@ -3,9 +3,10 @@
 //
 //   swift run GatewayRouting
 //
-// The PTU in East US fails every request with 503 after the 10th; the gateway retries each
-// failed request on West US at once, the East US circuit breaker opens, and traffic keeps
-// flowing. Usage and breaker transitions are printed at the end.
+// The PTU in East US fails every request with 503 after its 10th; the gateway retries each
+// failed request on another backend at once, the East US circuit breaker opens, the PAYG
+// group takes the overflow (and its occasional 429s are retried), and every request is
+// answered. Usage and breaker transitions are printed at the end.
 import Routing
 import Synchronization
 
@@ -16,7 +17,7 @@ let east = InMemoryUpstream(id: "ptu-east", clock: clock) { call, _ in
 let west = InMemoryUpstream(id: "ptu-west", clock: clock, replying: "west answer", latency: .milliseconds(6))
 let payg = InMemoryUpstream(id: "payg-europe", clock: clock) { call, _ in
     // Throttles now and then, asking for 50 ms.
-    call % 7 == 3 ? .fail(.status(429, retryAfter: .milliseconds(50))) : .reply(text: "payg answer", latency: .milliseconds(8))
+    call % 20 == 7 ? .fail(.status(429, retryAfter: .milliseconds(50))) : .reply(text: "payg answer", latency: .milliseconds(8))
 }
 let mini = InMemoryUpstream(id: "mini-local", clock: clock, replying: "mini answer", latency: .milliseconds(2))
 
@@ -53,15 +54,30 @@ let key = try gateway.authenticate(authorization: "Bearer sk-demo")
 var answeredBy: [String: Int] = [:]
 var failures = 0
 var retried = 0
-for i in 0..<60 {
-    let request = ChatCompletionRequest(model: "gpt-4.1", messages: [.user("Question number \(i)")], temperature: 0)
-    do {
-        let result = try await gateway.complete(request, key: key)
-        answeredBy[result.backendID ?? "cache", default: 0] += 1
-        if result.attempts > 1 { retried += 1 }
-    } catch {
-        failures += 1
-        print("request failed: \(error)")
+// Six waves of 24 concurrent requests: more than the two PTUs' 8 + 8 slots, so the PAYG group
+// takes the overflow.
+for wave in 0..<6 {
+    let results = await withTaskGroup(of: Result<GatewayResult, RoutingError>.self) { group in
+        for i in 0..<24 {
+            group.addTask {
+                let request = ChatCompletionRequest(
+                    model: "gpt-4.1", messages: [.user("Question \(wave)-\(i)")], temperature: 0)
+                do throws(RoutingError) { return .success(try await gateway.complete(request, key: key)) } catch { return .failure(error) }
+            }
+        }
+        var all: [Result<GatewayResult, RoutingError>] = []
+        for await result in group { all.append(result) }
+        return all
+    }
+    for result in results {
+        switch result {
+        case .success(let answer):
+            answeredBy[answer.backendID ?? "cache", default: 0] += 1
+            if answer.attempts > 1 { retried += 1 }
+        case .failure(let error):
+            failures += 1
+            print("request failed: \(error)")
+        }
     }
 }
 

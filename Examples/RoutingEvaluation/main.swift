@@ -38,7 +38,7 @@ func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f"
 print("## Similarity by kind of pair (\(pairs.count) pairs, HashedNGramEmbedder defaults)\n")
 print("| kind | pairs | same meaning | min | mean | max |")
 print("|---|---|---|---|---|---|")
-for kind in ["reword", "synonym", "near", "unrelated"] {
+for kind in ["surface", "reword", "synonym", "near", "unrelated"] {
     let s = scored.filter { $0.pair.kind == kind }.map(\.similarity)
     guard !s.isEmpty else { continue }
     let same = scored.first { $0.pair.kind == kind }?.pair.same ?? false
@@ -47,8 +47,8 @@ for kind in ["reword", "synonym", "near", "unrelated"] {
 
 print("\n## Threshold sweep\n")
 print("A hit is a pair scoring at or above the threshold. A *false hit* serves one question's answer to a different question.\n")
-print("| threshold | hits on same-meaning pairs | false hits (all different-meaning pairs) | false hits on near-misses | false-hit share of all hits |")
-print("|---|---|---|---|---|")
+print("| threshold | hits on same-meaning pairs | of which surface / reword / synonym | false hits (different-meaning pairs) | of which near-misses | false-hit share of all hits |")
+print("|---|---|---|---|---|---|")
 let positives = scored.filter { $0.pair.same }
 let negatives = scored.filter { !$0.pair.same }
 let near = scored.filter { $0.pair.kind == "near" }
@@ -57,7 +57,10 @@ for threshold in stride(from: 0.5, through: 0.951, by: 0.05) {
     let fp = negatives.filter { $0.similarity >= threshold }.count
     let nearFP = near.filter { $0.similarity >= threshold }.count
     let share = tp + fp == 0 ? 0 : Double(fp) / Double(tp + fp)
-    print("| \(f(threshold)) | \(tp)/\(positives.count) | \(fp)/\(negatives.count) | \(nearFP)/\(near.count) | \(f(share * 100, 0)) % |")
+    let byKind = ["surface", "reword", "synonym"].map { kind in
+        "\(positives.filter { $0.pair.kind == kind && $0.similarity >= threshold }.count)/\(positives.filter { $0.pair.kind == kind }.count)"
+    }.joined(separator: " / ")
+    print("| \(f(threshold)) | \(tp)/\(positives.count) | \(byKind) | \(fp)/\(negatives.count) | \(nearFP)/\(near.count) | \(f(share * 100, 0)) % |")
 }
 
 print("\n## Highest-scoring different-meaning pairs\n")

@@ -223,10 +223,14 @@ public final class Gateway: Sendable {
 
     /// Breaker state and load of every backend.
     public func health() -> [BackendHealth] {
-        state.withLock { state in
+        let now = clock.now
+        return state.withLock { state in
             configuration.models.flatMap { route in
                 (state.pools[route.name]?.health ?? []).map {
-                    BackendHealth(model: route.name, backendID: $0.backend.id, breaker: $0.state.name,
+                    // An open breaker whose trip time is over admits a probe on the next request.
+                    let name: String
+                    if case .open(let until) = $0.state, now >= until { name = "half_open" } else { name = $0.state.name }
+                    return BackendHealth(model: route.name, backendID: $0.backend.id, breaker: name,
                                   outstanding: $0.outstanding, ewmaLatency: $0.ewmaLatency)
                 }
             }
