@@ -108,6 +108,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "routing-benchmark",
+            dependencies: ["Routing"],
+            path: "Benchmarks/Routing",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "RoutingEvaluation",
             dependencies: ["Routing"],
             path: "Examples/RoutingEvaluation",

@@ -47,28 +47,54 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
 
     /// Feature (bucket, value) pairs; buckets may repeat.
     public func features(_ text: String) -> [(Int, Float)] {
-        let words = Self.words(text)
+        let words = Self.words(text).map { Array($0.utf8) }
         var out: [(Int, Float)] = []
-        out.reserveCapacity(words.count * 8)
-        func add(_ feature: String, _ weight: Float) {
-            let hash = StableHash.of(feature)
-            let bucket = Int(hash % UInt64(dimensions))
-            let sign: Float = (hash >> 63) == 0 ? 1 : -1
-            out.append((bucket, sign * weight))
+        out.reserveCapacity(words.count * 12)
+        let dimensions = UInt64(self.dimensions)
+        func add(_ hash: UInt64, _ weight: Float) {
+            let mixed = Self.finalize(hash)
+            out.append((Int(mixed % dimensions), (mixed >> 63) == 0 ? weight : -weight))
         }
+        // Each kind of feature hashes from its own prefix, so a word never collides with a gram by design.
+        let wordSeed = StableHash.fnv1a("w:".utf8)
+        let bigramSeed = StableHash.fnv1a("b:".utf8)
+        let gramSeed = StableHash.fnv1a("c:".utf8)
+        var scalars: [UInt32] = []
         for (i, word) in words.enumerated() {
-            add("w:" + word, wordWeight)
-            if i > 0 { add("b:" + words[i - 1] + " " + word, bigramWeight) }
-            let chars = Array(("^" + word + "$").unicodeScalars)
-            for n in charGrams where chars.count >= n && chars.count > 2 {
-                for start in 0...(chars.count - n) {
-                    var gram = "c:"
-                    gram.unicodeScalars.append(contentsOf: chars[start..<(start + n)])
-                    add(gram, charGramWeight)
+            add(StableHash.fnv1a(word, seed: wordSeed), wordWeight)
+            if i > 0 {
+                let left = StableHash.fnv1a(words[i - 1], seed: bigramSeed)
+                add(StableHash.fnv1a(word, seed: StableHash.fnv1a(CollectionOfOne(UInt8(32)), seed: left)), bigramWeight)
+            }
+            scalars.removeAll(keepingCapacity: true)
+            scalars.append(0x5E)  // "^"
+            for scalar in String(decoding: word, as: UTF8.self).unicodeScalars { scalars.append(scalar.value) }
+            scalars.append(0x24)  // "$"
+            guard scalars.count > 2 else { continue }
+            for n in charGrams where scalars.count >= n {
+                for start in 0...(scalars.count - n) {
+                    var hash = gramSeed
+                    for k in start..<(start + n) {
+                        var value = scalars[k]
+                        for _ in 0..<4 {
+                            hash ^= UInt64(value & 0xFF)
+                            hash &*= 0x0000_0100_0000_01B3
+                            value >>= 8
+                        }
+                    }
+                    add(hash, charGramWeight)
                 }
             }
         }
         return out
+    }
+
+    /// A final avalanche (SplitMix64's) so the low bits used for the bucket depend on every input byte.
+    @inline(__always) static func finalize(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// A dense, L2-normalised vector (all zeros for a text without words).
@@ -94,6 +120,39 @@ public struct HashedNGramEmbedder: Embedder {
     public func embed(_ texts: [String]) async throws -> [[Float]] { texts.map(features.vector) }
     /// Synchronous form.
     public func vector(_ text: String) -> [Float] { features.vector(text) }
+}
+
+/// Dot product in Float with four accumulators (the cache's inner loop; vectors are unit length there).
+@inlinable func unitDot(_ a: [Float], _ b: [Float]) -> Double {
+    guard a.count == b.count else { return 0 }
+    return a.withUnsafeBufferPointer { x in
+        b.withUnsafeBufferPointer { y in
+            var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+            var i = 0
+            let n = x.count
+            while i + 4 <= n {
+                s0 += x[i] * y[i]
+                s1 += x[i + 1] * y[i + 1]
+                s2 += x[i + 2] * y[i + 2]
+                s3 += x[i + 3] * y[i + 3]
+                i += 4
+            }
+            while i < n {
+                s0 += x[i] * y[i]
+                i += 1
+            }
+            return Double((s0 + s1) + (s2 + s3))
+        }
+    }
+}
+
+/// The vector scaled to unit length (unchanged when it is all zeros or not finite).
+func normalized(_ v: [Float]) -> [Float] {
+    var norm: Float = 0
+    for x in v { norm += x * x }
+    guard norm > 0, norm.isFinite else { return v }
+    let scale = 1 / norm.squareRoot()
+    return v.map { $0 * scale }
 }
 
 /// Cosine similarity of two vectors (0 when either is zero or the lengths differ).

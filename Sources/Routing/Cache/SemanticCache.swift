@@ -73,9 +73,11 @@ public struct SemanticCache: Sendable {
     {
         guard var entries = partitions[partition] else { return nil }
         entries.removeAll { $0.expires <= now }
+        let query = normalized(vector)
         var best: (Int, Double)?
         for (i, entry) in entries.enumerated() {
-            let similarity = cosineSimilarity(entry.vector, vector)
+            // Both unit length: the dot product is the cosine.
+            let similarity = unitDot(entry.vector, query)
             if similarity >= configuration.threshold, similarity > (best?.1 ?? -1) { best = (i, similarity) }
         }
         defer { partitions[partition] = entries.isEmpty ? nil : entries }
@@ -94,7 +96,7 @@ public struct SemanticCache: Sendable {
         {
             entries.remove(at: oldest)
         }
-        entries.append(Entry(vector: vector, response: response, expires: now + configuration.ttl, lastUsed: now))
+        entries.append(Entry(vector: normalized(vector), response: response, expires: now + configuration.ttl, lastUsed: now))
         partitions[partition] = entries
     }
 
