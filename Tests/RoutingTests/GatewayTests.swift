@@ -319,3 +319,66 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         #expect(gateway.health().allSatisfy { $0.outstanding == 0 })  // the lease was released
     }
 }
+
+@Suite struct GatewayLimitTests {
+    @Test func quotaExhaustedIs403AndOversizedRequestIs429WithoutRetryAfter() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])],
+            apiKeys: [APIKey(id: "k", secret: "s", limit: RateLimit(
+                tokensPerMinute: 50, quota: Quota(period: .seconds(3600), maxRequests: 2)))]))
+        let key = try gateway.authenticate(authorization: "Bearer s")
+        let huge = await routingError { _ = try await gateway.complete(ask(String(repeating: "x", count: 400)), key: key) }
+        #expect(huge?.code == .rateLimited && huge?.httpStatus == 429 && huge?.retryAfter == nil)
+        _ = try await gateway.complete(ask("a"), key: key)
+        _ = try await gateway.complete(ask("b"), key: key)
+        let quota = await routingError { _ = try await gateway.complete(ask("c"), key: key) }
+        #expect(quota?.code == .quotaExhausted && quota?.httpStatus == 403)
+        #expect(quota?.body.error.type == "insufficient_quota")
+    }
+
+    @Test func modelLimitAppliesAcrossKeysWithoutAuthentication() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])],
+            modelLimits: ["gpt": RateLimit(requestsPerMinute: 2)]))
+        _ = try await gateway.complete(ask("a"))
+        _ = try await gateway.complete(ask("b"))
+        let limited = await routingError { _ = try await gateway.complete(ask("c")) }
+        #expect(limited?.code == .rateLimited && limited?.retryAfter == .seconds(30))  // 2/min → one per 30 s
+        h.clock.advance(by: .seconds(30))
+        _ = try await gateway.complete(ask("d"))
+    }
+
+    @Test func nonStreamingCallsNeverAskUpstreamToStream() async throws {
+        var h = Harness()
+        h.add("a") { _, request in
+            request.stream == nil && request.streamOptions == nil ? .reply(text: "plain") : .fail(.status(400))
+        }
+        let gateway = try h.gateway(GatewayConfiguration(models: [ModelRoute(name: "gpt", backends: [Backend(id: "a", upstreamModel: "deploy-1")])]))
+        var request = ask("x")
+        request.stream = true
+        request.streamOptions = StreamOptions(includeUsage: true)
+        let result = try await gateway.complete(request)
+        #expect(result.response.text == "plain")
+        #expect(h.upstreams["a"]!.calls.first?.model == "deploy-1")  // the deployment name goes upstream
+    }
+
+    @Test func cachedAnswersReplayToStreamingClients() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "cached words") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])], responseCache: .init()))
+        _ = try await gateway.complete(ask("q"))
+        var request = ask("q")
+        request.stream = true
+        let stream = try await gateway.stream(request)
+        #expect(stream.cache == .exact && stream.backendID == nil)
+        var text = ""
+        for try await chunk in stream.chunks { text += chunk.choices.compactMap(\.delta.content).joined() }
+        #expect(text == "cached words")
+        #expect(h.upstreams["a"]!.callCount == 1)
+    }
+}

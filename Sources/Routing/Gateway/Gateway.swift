@@ -195,10 +195,8 @@ public final class Gateway: Sendable {
         guard !token.isEmpty else {
             throw RoutingError(.missingAPIKey, "no API key given: send 'Authorization: Bearer <API key>'")
         }
-        // Compare against every key in constant time per key so timing does not reveal prefixes.
-        var found: APIKey?
-        for (secret, key) in keysBySecret where Self.constantTimeEquals(secret, token) { found = key }
-        guard let found else {
+        // A seeded-hash lookup, then a constant-time comparison, so timing reveals nothing about prefixes.
+        guard let found = keysBySecret[token], Self.constantTimeEquals(found.secret, token) else {
             throw RoutingError(.invalidAPIKey, "the API key is not valid: check it, or ask for a new one")
         }
         return found
@@ -324,7 +322,7 @@ public final class Gateway: Sendable {
             }
             let keyID = key?.id ?? "anonymous"
             let decision = state.withLock {
-                $0.limiter.admit(apiKey: key?.id ?? (configuration.apiKeys == nil ? nil : keyID), model: chain[0],
+                $0.limiter.admit(apiKey: key?.id, model: chain[0],
                                  estimatedTokens: prompt, now: start)
             }
             switch decision {
@@ -352,7 +350,7 @@ public final class Gateway: Sendable {
             $0.metrics.increment("requests_total", [("api_key", keyID), ("model", routes[model] != nil ? model : "unknown"),
                                                     ("backend", "none"), ("outcome", error.code.rawValue)])
         }
-        logger.info("request rejected", metadata: ["request_id": "\(error.requestID ?? "")", "code": "\(error.code.rawValue)",
+        logger.log(level: error.httpStatus >= 500 ? .warning : .debug, "request rejected", metadata: ["request_id": "\(error.requestID ?? "")", "code": "\(error.code.rawValue)",
                                                    "status": "\(error.httpStatus)"])
         observer?(.answered(requestID: error.requestID ?? "", error: error, at: now))
     }
@@ -390,7 +388,10 @@ public final class Gateway: Sendable {
                                  backendID: nil, attempts: 0, cache: lookup.outcome, classification: admitted.classification)
         }
         do {
-            let (response, model, backendID, attempts, _) = try await run(request, admitted: admitted) {
+            var plain = request
+            plain.stream = nil
+            plain.streamOptions = nil
+            let (response, model, backendID, attempts, _) = try await run(plain, admitted: admitted) {
                 upstream, upstreamRequest, context throws -> ChatCompletionResponse in
                 try await upstream.send(upstreamRequest, context: context)
             }
@@ -437,7 +438,7 @@ public final class Gateway: Sendable {
             $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
                                                     ("backend", "none"), ("outcome", error.code.rawValue)])
         }
-        logger.warning("request failed", metadata: [
+        logger.log(level: error.code == .cancelled || error.httpStatus < 500 ? .debug : .warning, "request failed", metadata: [
             "request_id": "\(admitted.requestID)", "code": "\(error.code.rawValue)", "status": "\(error.httpStatus)",
             "upstream": "\(error.upstream?.kind.description ?? "-")",
         ])

@@ -33,6 +33,8 @@ extension Gateway {
                 $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
                                  promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
                 $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", lookup.kindLabel)])
+                $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
+                                                        ("backend", "cache"), ("outcome", "ok")])
             }
             observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
             let id = "chatcmpl-" + admitted.requestID
