@@ -1,9 +1,11 @@
 // RoutingEvaluation: measures the semantic cache's false hits against its threshold on a
 // labelled paraphrase set, and the cost saved by routing queries by class, on a labelled query set.
 //
-//   swift run RoutingEvaluation [paraphrases.jsonl] [queries.jsonl]
+//   swift run RoutingEvaluation [paraphrases.jsonl] [queries.jsonl] [--save-model weights.json]
 //
 // Defaults read the sets committed under Tests/RoutingTests/Fixtures. Prints Markdown tables.
+// With --save-model, the logistic-regression classifier trained on all labelled queries is
+// written as JSON (load it with LogisticRegressionClassifier(json:)).
 import Foundation
 import Routing
 
@@ -22,7 +24,16 @@ func read(_ path: String) -> String {
     return text
 }
 
-let arguments = CommandLine.arguments.dropFirst()
+var arguments = Array(CommandLine.arguments.dropFirst())
+var savePath: String?
+if let flag = arguments.firstIndex(of: "--save-model") {
+    guard flag + 1 < arguments.count else {
+        FileHandle.standardError.write(Data("--save-model needs a file path\n".utf8))
+        exit(2)
+    }
+    savePath = arguments[flag + 1]
+    arguments.removeSubrange(flag...(flag + 1))
+}
 let pairsPath = arguments.first ?? "Tests/RoutingTests/Fixtures/paraphrases.jsonl"
 let queriesPath = arguments.dropFirst().first ?? "Tests/RoutingTests/Fixtures/queries.jsonl"
 
@@ -106,3 +117,14 @@ row("rule-based", "all", evaluator.evaluate(queries, classifier: RuleBasedClassi
 row("rule-based", "held-out", evaluator.evaluate(heldOut, classifier: RuleBasedClassifier()))
 row("logistic regression", "held-out", evaluator.evaluate(heldOut, classifier: trained))
 row("logistic regression", "training", evaluator.evaluate(training, classifier: trained))
+
+if let savePath {
+    let model = try LogisticRegressionClassifier.train(queries)
+    do {
+        try model.jsonData().write(to: URL(fileURLWithPath: savePath))
+        print("\nSaved a classifier trained on all \(queries.count) queries to \(savePath)")
+    } catch {
+        FileHandle.standardError.write(Data("cannot write \(savePath): \(error)\n".utf8))
+        exit(1)
+    }
+}

@@ -28,6 +28,23 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
         self.charGramWeight = charGramWeight
     }
 
+    enum CodingKeys: String, CodingKey { case dimensions, charGrams, wordWeight, bigramWeight, charGramWeight }
+
+    /// Decodes through the validating initialiser (a corrupt file cannot produce zero buckets).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let dimensions = try c.decode(Int.self, forKey: .dimensions)
+        guard (16...(1 << 24)).contains(dimensions) else {
+            throw DecodingError.dataCorruptedError(forKey: .dimensions, in: c, debugDescription: "dimensions must be 16…16777216")
+        }
+        let weights = try [CodingKeys.wordWeight, .bigramWeight, .charGramWeight].map { try c.decode(Float.self, forKey: $0) }
+        guard weights.allSatisfy(\.isFinite) else {
+            throw DecodingError.dataCorruptedError(forKey: .wordWeight, in: c, debugDescription: "feature weights must be finite")
+        }
+        self.init(dimensions: dimensions, charGrams: try c.decode(ClosedRange<Int>.self, forKey: .charGrams),
+                  wordWeight: weights[0], bigramWeight: weights[1], charGramWeight: weights[2])
+    }
+
     /// Lower-cased alphanumeric words (other characters separate words; `+-*/=<>` are kept as words
     /// of their own so that "2+2" and "2*2" differ).
     public static func words(_ text: String) -> [String] {
