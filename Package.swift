@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RoutingTests",
-            dependencies: ["Routing"],
+            dependencies: ["Routing", .product(name: "MetricsTestKit", package: "swift-metrics")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// How a request was answered from a cache, if it was.
@@ -90,12 +91,15 @@ public final class Gateway: Sendable {
     ///   - classifier: needed when model routing is configured.
     ///   - seed: seeds backoff jitter and request ids.
     ///   - observer: called synchronously for every ``GatewayEvent``; keep it cheap.
+    ///   - metricsFactory: where metrics go; nil uses the process-wide `MetricsSystem` (which the
+    ///     executable bootstraps). Pass one to keep a gateway's metrics in its own registry.
     /// - Throws: `invalidConfiguration` naming what is wrong.
     public init(
         configuration: GatewayConfiguration, upstreams: [String: any Upstream],
         clock: any RoutingClock = SystemRoutingClock(), embedder: (any Embedder)? = nil,
         classifier: (any QueryClassifier)? = nil, logger: Logger = Logger(label: "inferencekit.gateway"),
-        seed: UInt64 = 0x5EED, observer: (@Sendable (GatewayEvent) -> Void)? = nil
+        seed: UInt64 = 0x5EED, observer: (@Sendable (GatewayEvent) -> Void)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil
     ) throws(RoutingError) {
         try configuration.retry.validate()
         try configuration.breaker.validate()
@@ -171,7 +175,7 @@ public final class Gateway: Sendable {
         self.keysBySecret = keysBySecret
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
                                  random: SplitMixGenerator(seed: seed),
-                                 metrics: GatewayMetrics(prefix: configuration.metricsPrefix)))
+                                 metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
     }
 
     // MARK: - Authentication and discovery

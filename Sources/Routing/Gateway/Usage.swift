@@ -64,12 +64,17 @@ public struct UsageLedger: Sendable, Hashable {
 /// Metric handles are created once per label set and reused.
 struct GatewayMetrics: Sendable {
     let prefix: String
+    /// Where metrics go; nil uses the process-wide `MetricsSystem` factory.
+    let factory: (any MetricsFactory)?
     private var counters: [String: Counter] = [:]
     private var floatCounters: [String: FloatingPointCounter] = [:]
     private var timers: [String: Timer] = [:]
     private var gauges: [String: Gauge] = [:]
 
-    init(prefix: String) { self.prefix = prefix }
+    init(prefix: String, factory: (any MetricsFactory)?) {
+        self.prefix = prefix
+        self.factory = factory
+    }
 
     private static func id(_ label: String, _ dimensions: [(String, String)]) -> String {
         dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
@@ -79,7 +84,8 @@ struct GatewayMetrics: Sendable {
         guard amount > 0 else { return }
         let label = prefix + "_" + name
         let key = Self.id(label, dimensions)
-        let counter = counters[key] ?? Counter(label: label, dimensions: dimensions)
+        let counter = counters[key] ?? (factory.map { Counter(label: label, dimensions: dimensions, factory: $0) }
+            ?? Counter(label: label, dimensions: dimensions))
         counters[key] = counter
         counter.increment(by: amount)
     }
@@ -88,7 +94,8 @@ struct GatewayMetrics: Sendable {
         guard amount > 0, amount.isFinite else { return }
         let label = prefix + "_" + name
         let key = Self.id(label, dimensions)
-        let counter = floatCounters[key] ?? FloatingPointCounter(label: label, dimensions: dimensions)
+        let counter = floatCounters[key] ?? (factory.map { FloatingPointCounter(label: label, dimensions: dimensions, factory: $0) }
+            ?? FloatingPointCounter(label: label, dimensions: dimensions))
         floatCounters[key] = counter
         counter.increment(by: amount)
     }
@@ -96,7 +103,8 @@ struct GatewayMetrics: Sendable {
     mutating func record(_ name: String, _ duration: Duration, _ dimensions: [(String, String)]) {
         let label = prefix + "_" + name
         let key = Self.id(label, dimensions)
-        let timer = timers[key] ?? Timer(label: label, dimensions: dimensions, preferredDisplayUnit: .seconds)
+        let timer = timers[key] ?? (factory.map { Timer(label: label, dimensions: dimensions, factory: $0) }
+            ?? Timer(label: label, dimensions: dimensions))
         timers[key] = timer
         timer.recordNanoseconds(max(0, Int64(duration.secondsDouble * 1e9)))
     }
@@ -104,7 +112,8 @@ struct GatewayMetrics: Sendable {
     mutating func gauge(_ name: String, _ value: Double, _ dimensions: [(String, String)]) {
         let label = prefix + "_" + name
         let key = Self.id(label, dimensions)
-        let gauge = gauges[key] ?? Gauge(label: label, dimensions: dimensions)
+        let gauge = gauges[key] ?? (factory.map { Gauge(label: label, dimensions: dimensions, factory: $0) }
+            ?? Gauge(label: label, dimensions: dimensions))
         gauges[key] = gauge
         gauge.record(value)
     }
