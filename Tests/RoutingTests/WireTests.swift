@@ -95,3 +95,16 @@ import Testing
         #expect(message(#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).0 == "decoded")
     }
 }
+
+@Suite struct UpstreamErrorFromHTTPTests {
+    @Test func readsStatusWaitAndBody() {
+        let azure = UpstreamError(httpStatus: 429, retryAfterMs: "1250", retryAfter: "2",
+                                  body: Array(#"{"error":{"code":"429","message":"Requests exceeded the rate limit"}}"#.utf8),
+                                  nowUnixSeconds: 0)
+        #expect(azure.httpStatus == 429 && azure.retryAfter == .milliseconds(1250))
+        #expect(azure.message == "Requests exceeded the rate limit")
+        let html = UpstreamError(httpStatus: 502, retryAfterMs: nil, retryAfter: nil,
+                                 body: Array("<html>bad gateway for prompt …</html>".utf8), nowUnixSeconds: 0)
+        #expect(html.message == "HTTP 502" && html.body == nil && html.retryAfter == nil)
+    }
+}

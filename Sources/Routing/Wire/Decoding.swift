@@ -55,3 +55,18 @@ extension RoutingError {
         }
     }
 }
+
+extension UpstreamError {
+    /// The error for a non-2xx upstream response: its status, its wait (`retry-after-ms`, else
+    /// `Retry-After`), and its OpenAI-style error body when it has one. A body that is not an
+    /// OpenAI error is not quoted (it may echo request content).
+    public init(httpStatus: Int, retryAfterMs: String?, retryAfter: String?, body: some Collection<UInt8>,
+                nowUnixSeconds: Double) {
+        let decoded = try? JSONDecoder().decode(OpenAIErrorBody.self, from: Data(body))
+        self.init(kind: .status(httpStatus),
+                  retryAfter: UpstreamError.parseRetryAfter(retryAfterMs: retryAfterMs, retryAfter: retryAfter,
+                                                            nowUnixSeconds: nowUnixSeconds),
+                  body: decoded,
+                  message: decoded?.error.message ?? "HTTP \(httpStatus)")
+    }
+}
