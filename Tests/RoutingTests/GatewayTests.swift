@@ -382,3 +382,41 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         #expect(h.upstreams["a"]!.callCount == 1)
     }
 }
+
+@Suite struct ContextLengthFallbackTests {
+    @Test func upstreamContextErrorMovesToALargerWindow() async throws {
+        var h = Harness()
+        h.add("short") { _, _ in
+            .fail(UpstreamError(kind: .status(400), body: OpenAIErrorBody(error: .init(
+                message: "This model's maximum context length is 4096 tokens", type: "invalid_request_error",
+                code: "context_length_exceeded"))))
+        }
+        h.add("short-2") { _, _ in .reply(text: "never: same model as the one that said it is too small") }
+        h.add("long") { _, _ in .reply(text: "long window") }
+        let gateway = try h.gateway(GatewayConfiguration(models: [
+            ModelRoute(name: "small", backends: [Backend(id: "short"), Backend(id: "short-2")], fallbacks: ["big"]),
+            ModelRoute(name: "big", backends: [Backend(id: "long")]),
+        ]))
+        let result = try await gateway.complete(ask("x", model: "small"))
+        #expect(result.model == "big" && result.response.text == "long window")
+        #expect(h.upstreams["short-2"]!.callCount == 0)
+
+        // Without a fallback the upstream's 400 reaches the client.
+        var h2 = Harness()
+        h2.add("short") { _, _ in .fail(UpstreamError(kind: .status(400), message: "maximum context length is 4096 tokens")) }
+        let alone = try h2.gateway(GatewayConfiguration(models: [ModelRoute(name: "small", backends: [Backend(id: "short")])]))
+        let error = await routingError { _ = try await alone.complete(ask("x", model: "small")) }
+        #expect(error?.code == .upstreamRejected && error?.httpStatus == 400)
+    }
+
+    @Test func unusableClientRequestIDsAreReplaced() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])]))
+        #expect(try await gateway.complete(ask("x"), requestID: "abc-123").requestID == "abc-123")
+        let replaced = try await gateway.complete(ask("x"), requestID: "bad id\nwith newline")
+        #expect(replaced.requestID.hasPrefix("req_"))
+        let long = try await gateway.complete(ask("x"), requestID: String(repeating: "a", count: 500))
+        #expect(long.requestID.hasPrefix("req_"))
+    }
+}

@@ -287,7 +287,11 @@ public final class Gateway: Sendable {
 
     func admit(_ request: ChatCompletionRequest, key: APIKey?, requestID: String?) throws(RoutingError) -> Admitted {
         let start = clock.now
-        let id = requestID ?? state.withLock { nextRequestID(&$0) }
+        // A client-supplied id is used only when it is short printable ASCII (it goes into logs and headers).
+        let usable = requestID.flatMap { id in
+            (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { (0x21...0x7E).contains($0) } ? id : nil
+        }
+        let id = usable ?? state.withLock { nextRequestID(&$0) }
         do throws(RoutingError) {
             try validate(request)
             if configuration.apiKeys != nil, key == nil {
@@ -523,7 +527,7 @@ public final class Gateway: Sendable {
         var tried: [String: Set<Int>] = [:]
         var lastError: UpstreamError?
         var waitedForBreakers = 0
-        let chain = admitted.chain
+        var chain = admitted.chain
         while true {
             if Task.isCancelled {
                 throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID)
@@ -564,7 +568,7 @@ public final class Gateway: Sendable {
                         continue
                     }
                     throw RoutingError(.noHealthyBackend,
-                                       "no backend of model '\(chain[0])' or its fallbacks is available (circuit breakers open or all saturated): retry later",
+                                       "no backend of model '\(admitted.chain[0])' or its fallbacks is available (circuit breakers open or all saturated): retry later",
                                        httpStatus: 503, retryAfter: availableIn, requestID: admitted.requestID)
                 }
                 let decision = state.withLock { state in
@@ -628,6 +632,11 @@ public final class Gateway: Sendable {
                 observer?(.attemptFinished(requestID: admitted.requestID, backendID: lease.backendID, error: error, at: finished))
                 logger.debug("attempt failed", metadata: ["request_id": "\(admitted.requestID)", "backend": "\(lease.backendID)",
                                                          "attempt": "\(retry.attempts)", "error": "\(error.kind)"])
+                // The model's real window was smaller than the estimate: drop it from the chain, so a
+                // fallback with a larger window can answer.
+                let contextTooSmall = Self.isContextLengthError(error)
+                if contextTooSmall { chain.removeAll { $0 == model } }
+                let remainingChain = chain
                 let decision: RetryState.Decision = state.withLock { state in
                     if let transition = state.pools[model]?.complete(lease, outcome: outcome, latency: latency, now: finished) {
                         noteTransition(&state, backendID: lease.backendID, transition)
@@ -635,8 +644,14 @@ public final class Gateway: Sendable {
                     state.metrics.record("upstream_duration_seconds", latency, [("backend", lease.backendID), ("outcome", "error")])
                     state.metrics.increment("upstream_errors_total", [("backend", lease.backendID), ("kind", Self.kindLabel(error))])
                     if error.kind == .cancelled || Task.isCancelled { return .giveUp(.notRetryable) }
-                    let alternative = chain.contains { state.pools[$0]?.hasAvailable(now: finished, excluding: tried[$0] ?? []) ?? false }
-                    let availableIn = chain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
+                    let alternative = remainingChain.contains {
+                        state.pools[$0]?.hasAvailable(now: finished, excluding: tried[$0] ?? []) ?? false
+                    }
+                    if contextTooSmall {
+                        let canTry = alternative && retry.attempts < retry.policy.maxAttempts && finished < retry.deadline
+                        return canTry ? .retryNow : .giveUp(.notRetryable)
+                    }
+                    let availableIn = remainingChain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
                     return retry.decide(after: error, now: finished, alternativeAvailable: alternative,
                                         availableIn: availableIn, random: &state.random)
                 }
@@ -682,6 +697,14 @@ public final class Gateway: Sendable {
                 state.metrics.increment("upstream_errors_total", [("backend", held.lease.backendID), ("kind", Self.kindLabel(error))])
             }
         }
+    }
+
+    /// Whether an upstream said the request does not fit its context window (OpenAI's
+    /// `context_length_exceeded` code, or vLLM's "maximum context length" message).
+    static func isContextLengthError(_ error: UpstreamError) -> Bool {
+        guard let status = error.httpStatus, status == 400 || status == 413 else { return false }
+        if error.body?.error.code == "context_length_exceeded" { return true }
+        return error.message.lowercased().contains("maximum context length")
     }
 
     static func kindLabel(_ error: UpstreamError) -> String {
