@@ -85,10 +85,12 @@ public final class Gateway: Sendable {
     }
 
     /// - Parameters:
+    ///   - configuration: models, keys, limits, policies and caches.
     ///   - upstreams: the endpoint of every backend, by backend id.
     ///   - clock: time source (``SystemRoutingClock`` in production, ``ManualClock`` in tests).
     ///   - embedder: needed when the semantic cache is configured.
     ///   - classifier: needed when model routing is configured.
+    ///   - logger: where the gateway logs (never prompt text unless ``GatewayConfiguration/logPrompts``).
     ///   - seed: seeds backoff jitter and request ids.
     ///   - observer: called synchronously for every ``GatewayEvent``; keep it cheap.
     ///   - metricsFactory: where metrics go; nil uses the process-wide `MetricsSystem` (which the
@@ -367,6 +369,7 @@ public final class Gateway: Sendable {
 
     /// Answers a chat completion: from a cache, or from the first backend that succeeds.
     /// - Parameters:
+    ///   - request: the client's request (its `model` is a public model name or the routing model).
     ///   - key: the authenticated key (from ``authenticate(authorization:apiKeyHeader:)``).
     ///   - requestID: the id to use (e.g. from an `x-request-id` header); generated when nil.
     /// - Throws: ``RoutingError`` with the request id set.

@@ -142,8 +142,11 @@ public struct RetryState: Sendable, Hashable {
 
     /// Decides what follows a failed attempt.
     /// - Parameters:
+    ///   - error: the failure of the attempt that just ended.
+    ///   - now: the current time.
     ///   - alternativeAvailable: another backend (or fallback model) can take the request now.
     ///   - availableIn: when no backend is available, how long until one may be (breakers).
+    ///   - random: the source of backoff jitter.
     public mutating func decide(
         after error: UpstreamError, now: RoutingInstant, alternativeAvailable: Bool, availableIn: Duration?,
         random: inout some RandomNumberGenerator
