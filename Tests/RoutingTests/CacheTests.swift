@@ -113,10 +113,20 @@ private func response(_ text: String, finish: String = "stop") -> ChatCompletion
         #expect(mean("reword") > mean("synonym"))
         #expect(mean("synonym") > mean("unrelated"))
         #expect(mean("near") > mean("unrelated"))
-        // At the default threshold 0.9 no unrelated pair is a hit.
-        for pair in pairs where pair.kind == "unrelated" {
-            #expect(cosineSimilarity(embedder.vector(pair.a), embedder.vector(pair.b)) < 0.9)
+        // At the default threshold no unrelated pair is a hit, and no different-meaning pair at all.
+        let threshold = SemanticCacheConfiguration().threshold
+        for pair in pairs where !pair.same {
+            #expect(cosineSimilarity(embedder.vector(pair.a), embedder.vector(pair.b)) < threshold, "\(pair.a) / \(pair.b)")
         }
+        // Down-weighting function words must pay off against weighting every word alike: more
+        // same-meaning pairs at or above 0.85 and no more different-meaning ones.
+        let flat = HashedNGramEmbedder(features: HashedFeatures())
+        func counts(_ e: HashedNGramEmbedder) -> (hits: Int, falseHits: Int) {
+            let scored = pairs.map { ($0.same, cosineSimilarity(e.vector($0.a), e.vector($0.b)) >= 0.85) }
+            return (scored.filter { $0.0 && $0.1 }.count, scored.filter { !$0.0 && $0.1 }.count)
+        }
+        #expect(counts(embedder).hits > counts(flat).hits)
+        #expect(counts(embedder).falseHits <= counts(flat).falseHits)
     }
 }
 

@@ -18,17 +18,41 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
     public var wordWeight: Float
     public var bigramWeight: Float
     public var charGramWeight: Float
+    /// Scale of every feature of a function word ("the", "how", "do", …): rewordings differ mostly in these.
+    public var functionWordScale: Float
+    /// Scale of every feature of a word that flips or pins the meaning: negations and numbers.
+    public var signalWordScale: Float
 
     public init(dimensions: Int = 2048, charGrams: ClosedRange<Int> = 3...4, wordWeight: Float = 1,
-                bigramWeight: Float = 0.7, charGramWeight: Float = 0.35) {
+                bigramWeight: Float = 0.7, charGramWeight: Float = 0.35, functionWordScale: Float = 1,
+                signalWordScale: Float = 1) {
         self.dimensions = max(16, dimensions)
         self.charGrams = max(1, charGrams.lowerBound)...max(1, charGrams.upperBound)
         self.wordWeight = wordWeight
         self.bigramWeight = bigramWeight
         self.charGramWeight = charGramWeight
+        self.functionWordScale = functionWordScale
+        self.signalWordScale = signalWordScale
     }
 
-    enum CodingKeys: String, CodingKey { case dimensions, charGrams, wordWeight, bigramWeight, charGramWeight }
+    /// English function words (articles, pronouns, auxiliaries, prepositions, question words).
+    static let functionWords: Set<[UInt8]> = Set([
+        "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "it", "its", "is", "are", "was", "be",
+        "do", "does", "did", "can", "could", "would", "should", "will", "how", "what", "whats", "which", "when",
+        "where", "who", "why", "to", "of", "in", "on", "for", "at", "by", "with", "from", "as", "and", "or",
+        "this", "that", "there", "s", "please", "get",
+    ].map { Array($0.utf8) })
+    static let negations: Set<[UInt8]> = Set(["not", "no", "never", "without", "cannot", "cant", "dont", "isnt", "nor"]
+        .map { Array($0.utf8) })
+
+    func scale(_ word: [UInt8]) -> Float {
+        if Self.negations.contains(word) || word.contains(where: { (0x30...0x39).contains($0) }) { return signalWordScale }
+        return Self.functionWords.contains(word) ? functionWordScale : 1
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case dimensions, charGrams, wordWeight, bigramWeight, charGramWeight, functionWordScale, signalWordScale
+    }
 
     /// Decodes through the validating initialiser (a corrupt file cannot produce zero buckets).
     public init(from decoder: any Decoder) throws {
@@ -41,8 +65,14 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
         guard weights.allSatisfy(\.isFinite) else {
             throw DecodingError.dataCorruptedError(forKey: .wordWeight, in: c, debugDescription: "feature weights must be finite")
         }
+        let functionScale = try c.decodeIfPresent(Float.self, forKey: .functionWordScale) ?? 1
+        let signalScale = try c.decodeIfPresent(Float.self, forKey: .signalWordScale) ?? 1
+        guard functionScale.isFinite, signalScale.isFinite else {
+            throw DecodingError.dataCorruptedError(forKey: .functionWordScale, in: c, debugDescription: "scales must be finite")
+        }
         self.init(dimensions: dimensions, charGrams: try c.decode(ClosedRange<Int>.self, forKey: .charGrams),
-                  wordWeight: weights[0], bigramWeight: weights[1], charGramWeight: weights[2])
+                  wordWeight: weights[0], bigramWeight: weights[1], charGramWeight: weights[2],
+                  functionWordScale: functionScale, signalWordScale: signalScale)
     }
 
     /// Lower-cased alphanumeric words (other characters separate words; `+-*/=<>` are kept as words
@@ -77,11 +107,14 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
         let bigramSeed = StableHash.fnv1a("b:".utf8)
         let gramSeed = StableHash.fnv1a("c:".utf8)
         var scalars: [UInt32] = []
+        let scales = words.map(scale)
         for (i, word) in words.enumerated() {
-            add(StableHash.fnv1a(word, seed: wordSeed), wordWeight)
+            let wordScale = scales[i]
+            add(StableHash.fnv1a(word, seed: wordSeed), wordWeight * wordScale)
             if i > 0 {
                 let left = StableHash.fnv1a(words[i - 1], seed: bigramSeed)
-                add(StableHash.fnv1a(word, seed: StableHash.fnv1a(CollectionOfOne(UInt8(32)), seed: left)), bigramWeight)
+                add(StableHash.fnv1a(word, seed: StableHash.fnv1a(CollectionOfOne(UInt8(32)), seed: left)),
+                    bigramWeight * max(wordScale, scales[i - 1]))
             }
             scalars.removeAll(keepingCapacity: true)
             scalars.append(0x5E)  // "^"
@@ -99,7 +132,7 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
                             value >>= 8
                         }
                     }
-                    add(hash, charGramWeight)
+                    add(hash, charGramWeight * wordScale)
                 }
             }
         }
@@ -132,7 +165,11 @@ public struct HashedFeatures: Sendable, Hashable, Codable {
 /// "Semantic cache thresholds" article for its measured false-hit trade-off.
 public struct HashedNGramEmbedder: Embedder {
     public let features: HashedFeatures
-    public init(features: HashedFeatures = .init()) { self.features = features }
+    /// The embedder's defaults: function words scaled to 0.3 and negations/numbers to 1.5, so that
+    /// rewordings (which differ mostly in function words) score higher and near-misses (which differ
+    /// in a content word, a number or a "not") lower. See "Semantic cache thresholds".
+    public static let defaultFeatures = HashedFeatures(functionWordScale: 0.3, signalWordScale: 1.5)
+    public init(features: HashedFeatures = HashedNGramEmbedder.defaultFeatures) { self.features = features }
     public var dimensions: Int { features.dimensions }
     public func embed(_ texts: [String]) async throws -> [[Float]] { texts.map(features.vector) }
     /// Synchronous form.
