@@ -71,6 +71,8 @@ public final class Gateway: Sendable {
     let observer: (@Sendable (GatewayEvent) -> Void)?
     let routes: [String: ModelRoute]
     let keysBySecret: [String: APIKey]
+    /// Each model followed by its fallbacks, theirs, and so on (breadth first, each once).
+    let fallbackOrder: [String: [String]]
     let state: Mutex<State>
 
     struct State: Sendable {
@@ -175,6 +177,20 @@ public final class Gateway: Sendable {
         self.observer = observer
         self.routes = routes
         self.keysBySecret = keysBySecret
+        var order: [String: [String]] = [:]
+        for route in configuration.models {
+            var chain: [String] = []
+            var queue = [route.name]
+            var seen: Set<String> = []
+            while !queue.isEmpty {
+                let name = queue.removeFirst()
+                guard seen.insert(name).inserted, let candidate = routes[name] else { continue }
+                chain.append(name)
+                queue.append(contentsOf: candidate.fallbacks)
+            }
+            order[route.name] = chain
+        }
+        self.fallbackOrder = order
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
                                  random: SplitMixGenerator(seed: seed),
                                  metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
@@ -315,14 +331,8 @@ public final class Gateway: Sendable {
             // The chain: the primary, then its fallbacks (and theirs), each once, skipping windows too small.
             let prompt = configuration.estimator.promptTokens(of: request)
             let needed = prompt + (request.requestedCompletionTokens ?? 0)
-            var chain: [String] = []
-            var queue = [route.name]
-            var seen: Set<String> = []
-            while !queue.isEmpty {
-                let name = queue.removeFirst()
-                guard seen.insert(name).inserted, let candidate = routes[name] else { continue }
-                if candidate.contextWindow.map({ needed <= $0 }) ?? true { chain.append(name) }
-                queue.append(contentsOf: candidate.fallbacks)
+            let chain = (fallbackOrder[route.name] ?? [route.name]).filter { name in
+                routes[name]?.contextWindow.map { needed <= $0 } ?? true
             }
             guard !chain.isEmpty else {
                 throw RoutingError(
