@@ -152,3 +152,25 @@ enum Fixtures {
         try LabelledQuery.parseJSONL(text("queries.jsonl"))
     }
 }
+
+@Suite struct SemanticCacheBoundsTests {
+    @Test func partitionsAreBounded() throws {
+        var cache = try SemanticCache(configuration: .init(threshold: 0.9, capacityPerPartition: 2, maxPartitions: 3))
+        let embedder = HashedNGramEmbedder()
+        let answer = ChatCompletionResponse(id: "x", created: 0, model: "m",
+                                            choices: [.init(index: 0, message: .assistant("a"), finishReason: "stop")], usage: nil)
+        for i in 0..<10 {
+            let request = ChatCompletionRequest(model: "m", messages: [.system("prompt \(i)"), .user("q")], temperature: 0)
+            let (partition, text) = try #require(cache.plan(for: request, apiKeyID: nil))
+            for j in 0..<5 {
+                cache.store(answer, partition: partition, vector: embedder.vector(text + " \(j)"), now: RoutingInstant(.seconds(i)))
+            }
+        }
+        #expect(cache.partitionCount == 3)
+        #expect(cache.count == 6)  // 3 partitions × 2 entries
+        // The three most recent system prompts survived.
+        let latest = ChatCompletionRequest(model: "m", messages: [.system("prompt 9"), .user("q")], temperature: 0)
+        let (p, t) = try #require(cache.plan(for: latest, apiKeyID: nil))
+        #expect(cache.lookup(p, vector: embedder.vector(t + " 4"), now: RoutingInstant(.seconds(10))) != nil)
+    }
+}
