@@ -6,7 +6,8 @@
 // The PTU in East US fails every request with 503 after its 10th; the gateway retries each
 // failed request on another backend at once, the East US circuit breaker opens, the PAYG
 // group takes the overflow (one 429 opens its breaker for the 20 ms it asks for, and the
-// smaller fallback model answers meanwhile), and every request is answered. Usage and breaker transitions are printed at the end.
+// smaller fallback model answers meanwhile), and every request is answered. Usage and breaker
+// transitions are printed at the end.
 import Routing
 import Synchronization
 
