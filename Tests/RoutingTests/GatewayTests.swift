@@ -420,3 +420,21 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         #expect(long.requestID.hasPrefix("req_"))
     }
 }
+
+@Suite struct BackendTimeoutTests {
+    @Test func perBackendAttemptTimeoutOverridesThePolicy() async throws {
+        var h = Harness()
+        h.add("slow-local") { _, _ in .reply(text: "slow but fine", latency: .seconds(20)) }
+        let policy = RetryPolicy(maxAttempts: 1, timeBudget: .seconds(60), attemptTimeout: .seconds(10))
+        let strict = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "m", backends: [Backend(id: "slow-local")])], retry: policy))
+        let error = await routingError { _ = try await strict.complete(ask("x", model: "m")) }
+        #expect(error?.code == .upstreamTimeout)
+
+        var h2 = Harness()
+        h2.add("slow-local") { _, _ in .reply(text: "slow but fine", latency: .seconds(20)) }
+        let patient = try h2.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "m", backends: [Backend(id: "slow-local", attemptTimeout: .seconds(30))])], retry: policy))
+        #expect(try await patient.complete(ask("x", model: "m")).response.text == "slow but fine")
+    }
+}

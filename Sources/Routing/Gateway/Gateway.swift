@@ -551,7 +551,8 @@ public final class Gateway: Sendable {
                 for model in chain {
                     guard var pool = state.pools[model] else { continue }
                     guard let (lease, transition) = pool.lease(now: now, excluding: tried[model] ?? []) else { continue }
-                    guard let timeout = retry.beginAttempt(now: now) else {
+                    let backendTimeout = routes[model]?.backends[lease.index].attemptTimeout
+                    guard let timeout = retry.beginAttempt(now: now, timeout: backendTimeout) else {
                         pool.complete(lease, outcome: .ignored, latency: nil, now: now)
                         state.pools[model] = pool
                         return .some(nil)
