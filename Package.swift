@@ -158,6 +158,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "GatewayRouting",
+            dependencies: ["Routing"],
+            path: "Examples/GatewayRouting",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "routing-benchmark",
+            dependencies: ["Routing"],
+            path: "Benchmarks/Routing",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RoutingEvaluation",
+            dependencies: ["Routing"],
+            path: "Examples/RoutingEvaluation",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",
@@ -176,5 +195,11 @@ let package = Package(
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RoutingTests",
+            dependencies: ["Routing", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -87,8 +87,10 @@ public struct RateLimiter: Sendable {
     private let modelLimits: [String: RateLimit]
 
     /// - Parameters:
-    ///   - keyLimits: limits by API-key id; keys not listed get `defaultKeyLimit` (nil: unlimited).
+    ///   - keyLimits: limits by API-key id.
+    ///   - defaultKeyLimit: limits for keys not listed in `keyLimits` (nil: unlimited).
     ///   - modelLimits: limits by public model name, shared by all keys.
+    ///   - admission: how tokens/min limits treat estimated prompt sizes.
     /// - Throws: ``RoutingError`` (`invalidConfiguration`) for zero, negative or absurd limits.
     public init(
         keyLimits: [String: RateLimit] = [:], defaultKeyLimit: RateLimit? = nil,
@@ -183,8 +185,8 @@ public struct RateLimiter: Sendable {
                 case .strict:
                     wait = bucket.timeUntil(tokens: estimate, now: now)
                 case .optimistic:
-                    // Admit while anything is left; if nothing is, say when the whole estimate fits.
-                    wait = bucket.isEmpty(now: now) ? bucket.timeUntil(tokens: max(1, estimate), now: now) : .zero
+                    // Admit while anything is left; the wait is exactly until something is left again.
+                    wait = bucket.timeUntilPositive(now: now)
                 }
                 if wait > .zero {
                     return .rateLimited(scope: scope, retryAfter: wait, what: "\(bucket.limit) tokens per minute")
@@ -228,13 +230,5 @@ public struct RateLimiter: Sendable {
         entry.tokens = bucket
         entries[scope] = entry
         return value
-    }
-}
-
-extension TokenBucket {
-    /// Whether nothing at all is left (level ≤ 0).
-    mutating func isEmpty(now: RoutingInstant) -> Bool {
-        refill(now: now)
-        return level <= 0
     }
 }
