@@ -213,14 +213,15 @@ public struct SchedulerState: Sendable {
     public func request(_ slot: Int) -> InferenceRequest { slots[slot].request }
     public func phase(_ slot: Int) -> RequestPhase { slots[slot].phase }
     /// Tokens still to compute before the request emits its next token (1 for a decode).
+    @inline(__always)
     public func pendingTokens(_ slot: Int) -> Int {
-        let s = slots[slot]
-        return s.request.promptTokens + s.generated - s.computed
+        slots[slot].request.promptTokens + slots[slot].generated - slots[slot].computed
     }
     /// Whether the request's next step is a decode (its prompt and previous outputs are all computed).
+    @inline(__always)
     public func isDecoding(_ slot: Int) -> Bool {
-        let s = slots[slot]
-        return s.generated > 0 && s.computed == s.request.promptTokens + s.generated - 1
+        let g = slots[slot].generated
+        return g > 0 && slots[slot].computed == slots[slot].request.promptTokens + g - 1
     }
     /// Tokens the request must compute at most in its first step after admission (no cache hits assumed).
     public func tokensToAdmit(_ slot: Int) -> Int {
@@ -355,16 +356,24 @@ public struct SchedulerState: Sendable {
     /// Adds `tokens` of `slot` (a running request) to the batch, growing its KV when needed.
     /// Returns false when the KV cache has no block for the growth (preempt someone, then retry).
     public mutating func schedule(_ slot: Int, tokens: Int) -> Bool {
-        var s = slots[slot]
-        let need = s.computed + tokens - s.kvTokens
+        let computed = slots[slot].computed, kvTokens = slots[slot].kvTokens
+        let prompt = slots[slot].request.promptTokens, generated = slots[slot].generated
+        let need = computed + tokens - kvTokens
         if need > 0 {
+            // Reserve up to the end of the block the slots land in (never past the request's last
+            // KV token): the manager allocates exactly the blocks token-by-token appends would, at
+            // the same step, with one call per block instead of one per token.
+            let bs = kvConfiguration.blockSize
+            let end = kvTokens + need
+            let blockEnd = (end + bs - 1) / bs * bs
+            let maxTokens = prompt + slots[slot].request.outputTokens - 1
+            let count = max(need, min(blockEnd, maxTokens) - kvTokens)
             let outcome: AppendOutcome
-            do { outcome = try kv.appendSlots(SequenceID(s.seq), count: need) } catch { return false }
+            do { outcome = try kv.appendSlots(SequenceID(slots[slot].seq), count: count) } catch { return false }
             guard case .appended = outcome else { return false }
-            s.kvTokens += need
-            slots[slot].kvTokens = s.kvTokens
+            slots[slot].kvTokens = kvTokens + count
         }
-        let decode = s.generated > 0 && s.computed == s.request.promptTokens + s.generated - 1
+        let decode = generated > 0 && computed == prompt + generated - 1
         batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: decode))
         if decode {
             shape.decodeTokens += 1
@@ -372,7 +381,7 @@ public struct SchedulerState: Sendable {
             shape.prefillTokens += tokens
             shape.prefillSequences += 1
         }
-        shape.contextTokens += s.computed
+        shape.contextTokens += computed
         return true
     }
 
@@ -422,29 +431,29 @@ public struct SchedulerState: Sendable {
         batchSizeHistogram[n] += 1
         var sameGap = 0
         var anyFinished = false
+        // Field-wise, in-place updates: copying whole slots per token dominated the profile.
         for e in batch {
-            var s = slots[e.slot]
-            if s.firstScheduled < 0 { s.firstScheduled = start }
-            s.computed += e.tokens
-            if s.computed == s.request.promptTokens + s.generated {
-                s.generated += 1
-                tokensEmitted += 1
-                if s.generated == 1 {
-                    s.firstToken = end
-                } else if s.lastToken == start {
-                    sameGap += 1
-                } else {
-                    itl.append((end - s.lastToken, 1))
-                }
-                s.lastToken = end
-                if s.generated == s.request.outputTokens {
-                    s.phase = .finished
-                    anyFinished = true
-                    try? kv.release(SequenceID(s.seq))
-                    finish(s, at: end)
-                }
+            let i = e.slot
+            if slots[i].firstScheduled < 0 { slots[i].firstScheduled = start }
+            slots[i].computed += e.tokens
+            guard slots[i].computed == slots[i].request.promptTokens + slots[i].generated else { continue }
+            slots[i].generated += 1
+            tokensEmitted += 1
+            let generated = slots[i].generated
+            if generated == 1 {
+                slots[i].firstToken = end
+            } else if slots[i].lastToken == start {
+                sameGap += 1
+            } else {
+                itl.append((end - slots[i].lastToken, 1))
             }
-            slots[e.slot] = s
+            slots[i].lastToken = end
+            if generated == slots[i].request.outputTokens {
+                slots[i].phase = .finished
+                anyFinished = true
+                try? kv.release(SequenceID(slots[i].seq))
+                finish(slots[i], at: end)
+            }
         }
         if sameGap > 0 { itl.append((end - start, sameGap)) }
         if anyFinished {
