@@ -45,6 +45,8 @@ public struct SimulationResult: Sendable {
     public var scalingEvents: [ScalingEvent]
     /// Wall-clock seconds the simulation took.
     public var wallSeconds: Double
+    /// CPU seconds of the simulating thread (robust to other processes on a shared machine).
+    public var cpuSeconds: Double
     /// Output tokens produced, counted step by step (equals the sum of the records' outputs).
     public var tokensEmitted: Int
     /// Preemptions of requests that had been re-admitted after a preemption and produced nothing since (thrashing).
@@ -81,6 +83,7 @@ public enum ServingSimulator {
     public static func run(_ requests: [InferenceRequest], configuration c: SimulationConfiguration,
                            progress: ((Int, Int) -> Void)? = nil) throws -> SimulationResult {
         let wallStart = DispatchTime.now().uptimeNanoseconds
+        let cpuStart = threadCPUSeconds()
         guard !requests.isEmpty else { throw SchedulingError(.invalidArgument, "the workload has no requests") }
         for r in requests { try r.validate() }
         try c.limits.validate()
@@ -247,10 +250,10 @@ public enum ServingSimulator {
         let end = t
         for i in replicas.indices where replicas[i].stoppedAt == nil { replicas[i].stoppedAt = end }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - wallStart) / 1e9
-        return summarize(replicas: replicas, configuration: c, samples: samples, events: events, wall: wall)
+        return summarize(replicas: replicas, configuration: c, samples: samples, events: events, wall: wall, cpu: threadCPUSeconds() - cpuStart)
     }
 
-    static func summarize(replicas: [Replica], configuration c: SimulationConfiguration, samples: [TimeSample], events: [ScalingEvent], wall: Double) -> SimulationResult {
+    static func summarize(replicas: [Replica], configuration c: SimulationConfiguration, samples: [TimeSample], events: [ScalingEvent], wall: Double, cpu: Double) -> SimulationResult {
         var records: [RequestRecord] = []
         var rejected: [RejectedRequest] = []
         var itl: [(value: Double, count: Int)] = []
@@ -300,9 +303,16 @@ public enum ServingSimulator {
             replicaHours: replicaSeconds * gpus / 3600,
             utilization: replicaSeconds > 0 ? busy / replicaSeconds : 0)
         return SimulationResult(summary: summary, records: records, rejected: rejected, timeSeries: samples,
-                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall,
+                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall, cpuSeconds: cpu,
                                 tokensEmitted: replicas.reduce(0) { $0 + $1.state.tokensEmitted },
                                 fruitlessPreemptions: replicas.reduce(0) { $0 + $1.state.fruitlessPreemptions },
                                 finalKVUsage: replicas.map(\.state.kvCacheUsage))
     }
+}
+
+/// CPU time consumed by the calling thread, in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

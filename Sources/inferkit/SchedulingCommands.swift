@@ -341,6 +341,7 @@ struct BenchSimulator: ParsableCommand {
     @Option(help: "Repetitions of the speed run (the median is reported).") var repeats = 3
     @Option(help: "Requests per policy in the comparison.") var compareRequests = 20_000
     @Option(help: "Load as a fraction of the measured continuous-batching capacity.") var load = 0.9
+    @Option(help: "Batch size of static and dynamic batching in the comparison (default: maxNumSeqs).") var batchSize = 256
     @Flag(help: "A small, fast run (100k requests, 1 repetition, 5k per policy).") var quick = false
     @Option(help: "Write the comparison's SVG charts into this directory.") var svg: String?
 
@@ -368,30 +369,33 @@ struct BenchSimulator: ParsableCommand {
                      cap.outputTokenThroughput, load * 100, rate))
         // 2. Speed.
         let work = try SyntheticWorkload(arrivals: .poisson(rate: rate), count: n, seed: 7).generate()
-        var walls: [Double] = [], last: SimulationResult?
+        var walls: [Double] = [], cpus: [Double] = [], last: SimulationResult?
         for i in 0..<reps {
             let r = try ServingSimulator.run(work, configuration: config(ContinuousBatchingPolicy()))
-            log(String(format: "  run %d: %.2f s wall, %d steps", i + 1, r.wallSeconds, r.summary.steps))
+            log(String(format: "  run %d: %.2f s wall, %.2f s CPU, %d steps", i + 1, r.wallSeconds, r.cpuSeconds, r.summary.steps))
             walls.append(r.wallSeconds)
+            cpus.append(r.cpuSeconds)
             last = r
         }
-        let wall = walls.sorted()[walls.count / 2]
+        let wall = walls.sorted()[walls.count / 2], cpu = cpus.sorted()[cpus.count / 2]
         let s = last!.summary
         print("")
-        print("## Speed (\(n) requests, continuous batching, real KVBlockManager; median of \(reps))")
-        print(String(format: "wall %.2f s (runs: %@) → %.0f simulated requests/s, %.0f scheduler iterations/s (%d iterations)", wall,
-                     walls.map { String(format: "%.2f", $0) }.joined(separator: ", "), Double(n) / wall, Double(s.steps) / wall, s.steps))
-        print(String(format: "vs the ~350 requests/s of a Python simulator (vidur, DESIGN.md figure, not measured in this run): %.0f×", Double(n) / wall / 350))
+        print("## Speed (\(n) requests, continuous batching, real KVBlockManager, one thread; median of \(reps))")
+        print(String(format: "wall %.2f s (runs: %@), CPU %.2f s (runs: %@)", wall, walls.map { String(format: "%.2f", $0) }.joined(separator: ", "),
+                     cpu, cpus.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+        print(String(format: "→ %.0f simulated requests/s and %.0f scheduler iterations/s of wall time (%.0f and %.0f per CPU second); %d iterations",
+                     Double(n) / wall, Double(s.steps) / wall, Double(n) / cpu, Double(s.steps) / cpu, s.steps))
+        print(String(format: "vs the ~350 requests/s of a Python simulator (vidur; DESIGN.md figure, not measured in this run): %.0f× (wall)", Double(n) / wall / 350))
         print(String(format: "simulated: %.0f s of serving, %.1f req/s, TTFT p50 %.0f ms p95 %.0f ms, TPOT p50 %.1f ms, mean batch %.0f, KV mean %.0f%%, preemptions %d",
                      s.duration, s.requestThroughput, s.ttft.p50 * 1000, s.ttft.p95 * 1000, s.tpot.p50 * 1000, s.batchSize.mean, s.meanKVUsage * 100, s.preemptions))
         // 3. Comparison at equal load.
         print("")
-        print("## Batching policies at equal load (\(nc) requests at \(String(format: "%.1f", rate)) req/s; static/dynamic batch 32, dynamic wait 50 ms)")
+        print("## Batching policies at equal load (\(nc) requests at \(String(format: "%.1f", rate)) req/s; static/dynamic batch \(batchSize), dynamic wait 50 ms)")
         let cwork = try SyntheticWorkload(arrivals: .poisson(rate: rate), count: nc, seed: 11).generate()
         var results: [(String, SimulationResult)] = []
-        for p: any BatchingPolicy in [NoBatchingPolicy(), try StaticBatchingPolicy(batchSize: 32), try DynamicBatchingPolicy(maxBatchSize: 32, maxWait: 0.05), ContinuousBatchingPolicy()] {
+        for p: any BatchingPolicy in [NoBatchingPolicy(), try StaticBatchingPolicy(batchSize: batchSize), try DynamicBatchingPolicy(maxBatchSize: batchSize, maxWait: 0.05), ContinuousBatchingPolicy()] {
             let r = try ServingSimulator.run(cwork, configuration: config(p))
-            log(String(format: "  %@: %.2f s wall", p.name, r.wallSeconds))
+            log(String(format: "  %@: %.2f s wall, %d steps", p.name, r.wallSeconds, r.summary.steps))
             results.append((p.name, r))
         }
         print(SimulationReport.table(results.map(\.1.summary)))
