@@ -261,7 +261,8 @@ struct SimulateRun: ParsableCommand {
         if let svg {
             try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
             let cdfs = SimulationReport.latencyCDFs(results.map { ($0.0, $0.1.records) })
-            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) })
+            let span = (requests.map(\.arrivalTime).max() ?? 0) - (requests.map(\.arrivalTime).min() ?? 0)
+            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) }, until: compare ? 1.5 * span : nil)
             for (file, body) in [("ttft-cdf.svg", cdfs.ttft), ("e2e-cdf.svg", cdfs.e2e), ("kv-usage.svg", ts.kv), ("queue-depth.svg", ts.queue)] {
                 try body.write(toFile: (svg as NSString).appendingPathComponent(file), atomically: true, encoding: .utf8)
             }
@@ -408,7 +409,7 @@ struct BenchSimulator: ParsableCommand {
         if let svg {
             try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
             let cdfs = SimulationReport.latencyCDFs(results.map { ($0.0, $0.1.records) })
-            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) })
+            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) }, until: 1.5 * (cwork.last!.arrivalTime - cwork[0].arrivalTime))
             for (file, body) in [("simulator-ttft-cdf.svg", cdfs.ttft), ("simulator-e2e-cdf.svg", cdfs.e2e), ("simulator-kv-usage.svg", ts.kv), ("simulator-queue-depth.svg", ts.queue)] {
                 try body.write(toFile: (svg as NSString).appendingPathComponent(file), atomically: true, encoding: .utf8)
             }
