@@ -108,7 +108,8 @@ extension ContiguousKVAllocator: SchedulerKVCache {
 public enum KVAllocatorKind: String, Sendable, Hashable, Codable, CaseIterable {
     /// PagedAttention-style blocks allocated on demand (``KVBlockManager``).
     case paged
-    /// The pre-paging baseline: reserve prompt + max new tokens contiguously at admission (``ContiguousKVAllocator``).
+    /// The pre-paging baseline: reserve the model's maximum sequence length contiguously at admission,
+    /// because the output length is unknown until the request ends (``ContiguousKVAllocator``).
     case contiguous
 }
 
@@ -179,10 +180,14 @@ public struct SchedulerState: Sendable {
     public init(limits: SchedulerLimits, kv: KVCacheConfiguration, allocator: KVAllocatorKind = .paged,
                 sloClasses: [ServiceLevelObjective] = [ServiceLevelObjective()], replica: Int = 0) throws {
         try limits.validate()
+        if allocator == .contiguous && kv.blocks(forTokens: kv.maxSequenceLength) > kv.blockCount {
+            throw SchedulingError(.invalidConfiguration, "the contiguous allocator reserves maxSequenceLength (\(kv.maxSequenceLength) tokens = \(kv.blocks(forTokens: kv.maxSequenceLength)) blocks) per request, more than the \(kv.blockCount)-block pool; lower the maximum sequence length")
+        }
         do {
             switch allocator {
             case .paged: self.kv = try KVBlockManager(kv)
-            case .contiguous: self.kv = try ContiguousKVAllocator(kv, reservation: .promptPlusMaxNewTokens)
+            case .contiguous:
+                self.kv = try ContiguousKVAllocator(kv, reservation: .maxSequenceLength)
             }
         } catch {
             throw SchedulingError(.invalidConfiguration, "KV cache: \(error.message)")

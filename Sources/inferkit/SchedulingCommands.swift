@@ -345,6 +345,40 @@ struct BenchSimulator: ParsableCommand {
     @Option(help: "Batch size of static and dynamic batching in the comparison (default: maxNumSeqs).") var batchSize = 256
     @Flag(help: "A small, fast run (100k requests, 1 repetition, 5k per policy).") var quick = false
     @Option(help: "Write the comparison's SVG charts into this directory.") var svg: String?
+    @Option(help: "The Python baseline simulator to time in the same run (skipped when missing or python3 is absent).")
+    var pythonBaseline = "Documentation/benchmarks/simulator-baseline.py"
+    @Option(help: "Requests for the Python baseline.") var baselineRequests = 10_000
+
+    /// Runs the Python baseline on the same kind of workload with the same roofline constants.
+    func runPythonBaseline(model: RooflineStepModel, kv: KVCacheConfiguration, limits: SchedulerLimits, rate: Double, requests: Int) -> [String: Double]? {
+        guard FileManager.default.fileExists(atPath: pythonBaseline) else { return nil }
+        // Recover the roofline's linear constants from its term-by-term breakdown.
+        let r = model.roofline
+        let d1 = r.stepBreakdown(prefillTokens: 0, decodeTokens: 1, contextTokens: 0)
+        let d1c = r.stepBreakdown(prefillTokens: 0, decodeTokens: 1, contextTokens: 1000)
+        let p2 = r.stepBreakdown(prefillTokens: 2, decodeTokens: 0, contextTokens: 0)
+        let bytesKV = (d1c.bytes - d1.bytes) / 1000, attn = (d1c.flops - d1.flops) / 1000
+        let mm = p2.flops - d1.flops - 2 * attn
+        let params: [String: Double] = [
+            "flops_mm": mm, "flops_lm": d1.flops - mm, "flops_attn": attn, "bytes_weights": d1.bytes - bytesKV, "bytes_kv": bytesKV,
+            "flops_rate": d1.flops / d1.computeSeconds, "bytes_rate": d1.bytes / d1.memorySeconds, "overhead": d1.overheadSeconds,
+            "block_size": Double(kv.blockSize), "blocks": Double(kv.blockCount),
+            "max_num_seqs": Double(limits.maxNumSeqs), "max_batched_tokens": Double(limits.maxBatchedTokens),
+        ]
+        guard let json = try? JSONSerialization.data(withJSONObject: params), let paramText = String(data: json, encoding: .utf8) else { return nil }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", pythonBaseline, "--requests", "\(requests)", "--rate", "\(rate)", "--params", paramText]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        var out: [String: Double] = [:]
+        for (k, v) in obj { if let d = v as? Double { out[k] = d } else if let i = v as? Int { out[k] = Double(i) } }
+        return out
+    }
 
     func run() throws {
         do { try execute() } catch let e as SchedulingError { throw ValidationError(e.description) }
@@ -387,6 +421,15 @@ struct BenchSimulator: ParsableCommand {
         print(String(format: "→ %.0f simulated requests/s and %.0f scheduler iterations/s of wall time (%.0f and %.0f per CPU second); %d iterations",
                      Double(n) / wall, Double(s.steps) / wall, Double(n) / cpu, Double(s.steps) / cpu, s.steps))
         print(String(format: "vs the ~350 requests/s of a Python simulator (vidur; DESIGN.md figure, not measured in this run): %.0f× (wall)", Double(n) / wall / 350))
+        log("  Python baseline (\(baselineRequests) requests)…")
+        if let py = runPythonBaseline(model: model, kv: kv, limits: limits, rate: rate, requests: baselineRequests),
+           let pw = py["wall_seconds"], let pc = py["cpu_seconds"], let done = py["requests"], let steps = py["steps"] {
+            print(String(format: "in-run baseline, same simulation in Python (%@, %.0f requests): %.2f s wall, %.2f s CPU → %.0f requests/s, %.0f iterations/s (wall); TTFT p50 %.0f ms",
+                         pythonBaseline, done, pw, pc, done / pw, steps / pw, (py["ttft_p50"] ?? 0) * 1000))
+            print(String(format: "Swift / Python: %.0f× requests/s (wall), %.0f× requests per CPU second", (Double(n) / wall) / (done / pw), (Double(n) / cpu) / (done / pc)))
+        } else {
+            print("in-run Python baseline: not run (\(pythonBaseline) or python3 missing)")
+        }
         print(String(format: "simulated: %.0f s of serving, %.1f req/s, TTFT p50 %.0f ms p95 %.0f ms, TPOT p50 %.1f ms, mean batch %.0f, KV mean %.0f%%, preemptions %d",
                      s.duration, s.requestThroughput, s.ttft.p50 * 1000, s.ttft.p95 * 1000, s.tpot.p50 * 1000, s.batchSize.mean, s.meanKVUsage * 100, s.preemptions))
         // 3. Comparison at equal load.
