@@ -23,6 +23,13 @@ struct Simulate: ParsableCommand {
     )
 }
 
+/// Prints `message` to stderr and returns the exit code to throw (1, without the usage text that
+/// ArgumentParser prints for `ValidationError`: the input was understood, its values were not).
+func commandFailure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode.failure
+}
+
 enum CLIError: Error, CustomStringConvertible {
     case usage(String)
     var description: String {
@@ -194,9 +201,9 @@ struct SimulateRun: ParsableCommand {
 
     func run() throws {
         do { try execute() } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         } catch let e as CLIError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 
@@ -299,7 +306,7 @@ struct SimulateFit: ParsableCommand {
                 print(String(format: "use: inferkit simulate --linear %.6g,%.6g,%.6g,%.6g", m.beta0, m.beta1, m.beta2, m.beta3))
             }
         } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 }
@@ -325,7 +332,7 @@ struct SimulateSpeculative: ParsableCommand {
                 print(String(format: "best γ up to 16: %d (%.2f× speed-up)", best.lookahead, best.speedup))
             }
         } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 }
@@ -381,7 +388,7 @@ struct BenchSimulator: ParsableCommand {
     }
 
     func run() throws {
-        do { try execute() } catch let e as SchedulingError { throw ValidationError(e.description) }
+        do { try execute() } catch let e as SchedulingError { throw commandFailure(e.description) }
     }
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
