@@ -44,6 +44,8 @@ public struct BatchEntry: Sendable, Hashable {
     /// Tokens this step processes for it (1 for a decode, a chunk for prefill).
     public var tokens: Int
     public var isDecode: Bool
+    /// Speculative draft tokens verified with this decode (0 without speculative decoding).
+    public var draftTokens: Int = 0
 }
 
 /// What a policy decided for the next step.
@@ -175,6 +177,10 @@ public struct SchedulerState: Sendable {
     var cachedTokensTotal = 0
     var busyTime = 0.0
     var sloClasses: [ServiceLevelObjective]
+    /// Speculative decoding: decodes verify γ draft tokens and emit 1 + (accepted) tokens.
+    public var speculation: SpeculativeDecodingModel?
+    /// Draws acceptances of speculative draft tokens (seeded: runs are reproducible).
+    var rng = SimulationRandom(seed: 0x5EC0DE)
 
     /// Creates an empty scheduler over a fresh KV cache.
     public init(limits: SchedulerLimits, kv: KVCacheConfiguration, allocator: KVAllocatorKind = .paged,
@@ -363,7 +369,10 @@ public struct SchedulerState: Sendable {
     public mutating func schedule(_ slot: Int, tokens: Int) -> Bool {
         let computed = slots[slot].computed, kvTokens = slots[slot].kvTokens
         let prompt = slots[slot].request.promptTokens, generated = slots[slot].generated
-        let need = computed + tokens - kvTokens
+        let isDecode = generated > 0 && computed == prompt + generated - 1
+        // Speculative decoding: a decode also verifies up to γ draft tokens, never past the output.
+        let draft = isDecode ? min(speculation?.lookahead ?? 0, slots[slot].request.outputTokens - generated - 1) : 0
+        let need = computed + tokens + draft - kvTokens
         if need > 0 {
             // Reserve up to the end of the block the slots land in (never past the request's last
             // KV token): the manager allocates exactly the blocks token-by-token appends would, at
@@ -378,10 +387,10 @@ public struct SchedulerState: Sendable {
             guard case .appended = outcome else { return false }
             slots[slot].kvTokens = kvTokens + count
         }
-        let decode = generated > 0 && computed == prompt + generated - 1
-        batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: decode))
-        if decode {
+        batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: isDecode, draftTokens: draft))
+        if isDecode {
             shape.decodeTokens += 1
+            shape.draftTokens += draft
         } else {
             shape.prefillTokens += tokens
             shape.prefillSequences += 1
@@ -420,7 +429,7 @@ public struct SchedulerState: Sendable {
         guard let i = batch.lastIndex(where: { $0.slot == slot }) else { return }
         let e = batch.remove(at: i)
         let s = slots[slot]
-        if e.isDecode { shape.decodeTokens -= 1 } else { shape.prefillTokens -= e.tokens; shape.prefillSequences -= 1 }
+        if e.isDecode { shape.decodeTokens -= 1; shape.draftTokens -= e.draftTokens } else { shape.prefillTokens -= e.tokens; shape.prefillSequences -= 1 }
         shape.contextTokens -= s.computed
     }
 
@@ -440,10 +449,16 @@ public struct SchedulerState: Sendable {
         for e in batch {
             let i = e.slot
             if slots[i].firstScheduled < 0 { slots[i].firstScheduled = start }
-            slots[i].computed += e.tokens
-            guard slots[i].computed == slots[i].request.promptTokens + slots[i].generated else { continue }
-            slots[i].generated += 1
-            tokensEmitted += 1
+            // Speculative decoding: the fed token plus every accepted draft token is now in the KV
+            // cache, and the step emits the accepted drafts plus one corrected or bonus token.
+            var accepted = 0
+            if e.draftTokens > 0, let spec = speculation {
+                while accepted < e.draftTokens && rng.unit() < spec.acceptanceRate { accepted += 1 }
+            }
+            slots[i].computed += e.tokens + accepted
+            guard slots[i].computed == slots[i].request.promptTokens + slots[i].generated + accepted else { continue }
+            slots[i].generated += 1 + accepted
+            tokensEmitted += 1 + accepted
             let generated = slots[i].generated
             if generated == 1 {
                 slots[i].firstToken = end

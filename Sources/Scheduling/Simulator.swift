@@ -16,6 +16,11 @@ public struct SimulationConfiguration: Sendable {
     public var replicas: Int
     /// Replicas behind a central queue, scaled by these rules.
     public var autoscaling: AutoscalingConfiguration?
+    /// Speculative decoding on every decode: acceptances are drawn per draft token with probability α,
+    /// and steps are priced by ``SpeculativeExecutionModel`` over ``executionModel``.
+    public var speculative: SpeculativeDecodingModel?
+    /// Seed of the random draws the simulation makes itself (speculative acceptances).
+    public var seed: UInt64 = 0x5EC0DE
 
     public init(policy: any BatchingPolicy, limits: SchedulerLimits = SchedulerLimits(), kv: KVCacheConfiguration,
                 allocator: KVAllocatorKind = .paged, executionModel: any ExecutionModel,
@@ -97,10 +102,13 @@ public enum ServingSimulator {
             throw SchedulingError(.invalidConfiguration, "replica count is \(fixedReplicas); use 1 … 10,000")
         }
         let central = fixedReplicas > 1 || autoscaler != nil
+        let executionModel: any ExecutionModel = c.speculative.map { SpeculativeExecutionModel(target: c.executionModel, speculation: $0) } ?? c.executionModel
         func makeReplica(_ index: Int, at t: Double, ready: Double) throws -> Replica {
             var st = try SchedulerState(limits: c.limits, kv: c.kv, allocator: c.allocator, sloClasses: c.sloClasses, replica: index)
             st.usesPriority = c.policy.usesPriority
             st.usesTokenBudgetForPrefill = c.policy.usesTokenBudget
+            st.speculation = c.speculative
+            st.rng = SimulationRandom(seed: c.seed &+ UInt64(index))
             return Replica(state: st, policy: c.policy, readyAt: ready, startedAt: t)
         }
         var replicas: [Replica] = try (0..<fixedReplicas).map { try makeReplica($0, at: 0, ready: 0) }
@@ -200,9 +208,9 @@ public enum ServingSimulator {
                 replicas[i].policy = policy
                 switch decision {
                 case .run:
-                    let d = c.executionModel.stepTime(replicas[i].state.shape)
+                    let d = executionModel.stepTime(replicas[i].state.shape)
                     guard d.isFinite, d > 0 else {
-                        throw SchedulingError(.invalidConfiguration, "the execution model priced a step at \(d) s; step times must be finite and > 0 (\(c.executionModel.summary))")
+                        throw SchedulingError(.invalidConfiguration, "the execution model priced a step at \(d) s; step times must be finite and > 0 (\(executionModel.summary))")
                     }
                     replicas[i].stepStart = t
                     replicas[i].stepEnd = t + d
@@ -283,7 +291,7 @@ public enum ServingSimulator {
         for (n, k) in hist.enumerated() where k > 0 { batchValues.append((Double(n), k)) }
         let gpus = Double(c.autoscaling?.gpusPerReplica ?? 1)
         let summary = SimulationSummary(
-            policy: c.policy.name, executionModel: c.executionModel.summary,
+            policy: c.policy.name, executionModel: (c.speculative.map { SpeculativeExecutionModel(target: c.executionModel, speculation: $0) } ?? c.executionModel).summary,
             completed: records.count, rejected: rejected.count, duration: duration,
             requestThroughput: Double(records.count) / duration,
             outputTokenThroughput: Double(outTokens) / duration,

@@ -194,6 +194,9 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Autoscaling: most replicas.") var maxReplicas = 8
     @Option(help: "Autoscaling: cold-start delay (s).") var coldStart = 120.0
     @Option(help: "Autoscaling: cooldown between actions (s).") var cooldown = 60.0
+    @Option(help: "Speculative decoding: acceptance rate α of draft tokens (enables it).") var speculativeAlpha: Double?
+    @Option(help: "Speculative decoding: lookahead γ.") var speculativeGamma = 4
+    @Option(help: "Speculative decoding: draft/target step cost ratio c.") var speculativeCostRatio = 0.1
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Write the time series (queue depth, KV usage, …) as CSV to this file.") var csv: String?
     @Option(help: "Write per-request results as CSV to this file.") var recordsCsv: String?
@@ -211,13 +214,18 @@ struct SimulateRun: ParsableCommand {
         let requests = try workload.requests()
         let (model, kv) = try modelOptions.build()
         let names = compare ? ["none", "static", "dynamic", "continuous"] : [scheduler.policy]
+        let speculative = try speculativeAlpha.map {
+            try SpeculativeDecodingModel(acceptanceRate: $0, lookahead: speculativeGamma, costRatio: speculativeCostRatio)
+        }
         var results: [(String, SimulationResult)] = []
         for name in names {
-            let config = SimulationConfiguration(
+            var config = SimulationConfiguration(
                 policy: try scheduler.makePolicy(name), limits: try scheduler.limits(), kv: kv, allocator: try scheduler.allocatorKind(),
                 executionModel: model, sloClasses: [scheduler.slo], replicas: replicas,
                 autoscaling: autoscale ? AutoscalingConfiguration(minReplicas: max(1, replicas), maxReplicas: max(maxReplicas, replicas), cooldown: cooldown,
                                                                   coldStart: coldStart, gpusPerReplica: modelOptions.tensorParallel) : nil)
+            config.speculative = speculative
+            config.seed = workload.seed
             if !json { FileHandle.standardError.write(Data("simulating \(name): \(requests.count) requests, \(model.summary), \(kv.blockCount) KV blocks × \(kv.blockSize)\n".utf8)) }
             let r = try ServingSimulator.run(requests, configuration: config) { done, total in
                 if !json { FileHandle.standardError.write(Data("\r  \(done)/\(total) finished".utf8)) }
