@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "TensorCoreOpenCL", targets: ["TensorCoreOpenCL"]),
         .library(name: "Quantization", targets: ["Quantization"]),
         .library(name: "KVPaging", targets: ["KVPaging"]),
+        .library(name: "KVPagingOpenCL", targets: ["KVPagingOpenCL"]),
         .library(name: "Scheduling", targets: ["Scheduling"]),
         .library(name: "Routing", targets: ["Routing"]),
         .library(name: "CostModel", targets: ["CostModel"]),
@@ -54,6 +55,11 @@ let package = Package(
         ),
         .target(name: "Quantization", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "KVPagingOpenCL",
+            dependencies: ["KVPaging", "TensorCore", "CInferenceKitOpenCL"],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Planning, scheduling, routing
         .target(name: "CostModel", resources: [.process("Resources")], swiftSettings: swiftSettings),
@@ -107,6 +113,12 @@ let package = Package(
             path: "Examples/SimulateServing",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "PagedKVCache",
+            dependencies: ["KVPaging", "TensorCore"],
+            path: "Examples/PagedKVCache",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Tests
         .testTarget(
@@ -116,6 +128,7 @@ let package = Package(
         ),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "KVPaging", "CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),

@@ -178,12 +178,13 @@ public struct KVBlockManager: KVCacheAllocator {
             let hits = table.count
             let needed = total - hits
             let available = max(0, pool.availableCount - revived - configuration.watermarkBlocks)
-            stats.queries += 1
-            stats.queriedTokens += length
-            stats.queriedBlocks += (length - 1) / bs
             guard needed <= available else {
                 return .wouldExceedCapacity(blocksNeeded: needed, available: available)
             }
+            // Counted per successful admission, so retries of a waiting request do not dilute the hit rate.
+            stats.queries += 1
+            stats.queriedTokens += length
+            stats.queriedBlocks += (length - 1) / bs
             stats.hitBlocks += hits
             stats.hitTokens += hits * bs
             // 2. Take the hits (they leave the LRU list, so allocation below cannot evict them).
@@ -403,7 +404,8 @@ public struct KVBlockManager: KVCacheAllocator {
     }
 
     /// Brings swapped-out sequences back to the device (new blocks; they are not re-registered in the
-    /// prefix cache). Returns the host→device copies to perform.
+    /// prefix cache). The admission watermark does not apply: swapped sequences were already running.
+    /// Returns the host→device copies to perform.
     public mutating func swapIn(_ ids: [SequenceID]) throws(KVPagingError) -> SwapOutcome {
         try checkGroup(ids, onHost: true, "swapIn")
         var refs: [Int: Int] = [:]

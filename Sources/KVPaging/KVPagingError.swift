@@ -31,6 +31,10 @@ public struct KVPagingError: Error, Sendable, Equatable, CustomStringConvertible
         case nonFinite
         /// The operation is not supported by this allocator (e.g. swapping with the contiguous baseline).
         case unsupported
+        /// No usable compute device (e.g. no OpenCL platform) for a device kernel.
+        case deviceUnavailable
+        /// A device call failed (OpenCL status, program build, allocation).
+        case deviceFailure
     }
 
     public let code: Code

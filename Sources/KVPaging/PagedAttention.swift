@@ -58,7 +58,7 @@ public struct PagedAttentionBatch: Sendable, Hashable {
     }
 
     /// Validates the batch against storage and a query `[N, Hq, D]`; returns `Hq`.
-    func validate(query: Shape, storage: PagedKVStorage, scale: Float) throws(KVPagingError) -> Int {
+    package func validate(query: Shape, storage: PagedKVStorage, scale: Float) throws(KVPagingError) -> Int {
         guard blockTables.count == contextLengths.count, blockTables.count == queryLengths.count, !blockTables.isEmpty else {
             throw KVPagingError(.shapeMismatch, "paged attention: \(blockTables.count) block tables, \(contextLengths.count) context lengths and \(queryLengths.count) query lengths must be equal and ≥ 1")
         }
@@ -114,6 +114,7 @@ public struct ReferencePagedAttention: PagedAttentionKernel {
 
     public func attention(query: Tensor, storage: PagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> Tensor {
         let hq = try batch.validate(query: query.shape, storage: storage, scale: scale)
+        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf; check the query projection") }
         let d = storage.headDim, hk = storage.kvHeads, bs = storage.blockSize
         let group = hq / hk
         let q = query.scalars, k = storage.keys, v = storage.values

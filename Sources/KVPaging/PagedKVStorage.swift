@@ -102,7 +102,7 @@ public struct PagedKVStorage: Sendable {
     }
 
     /// Gathers the first `length` tokens of a block table into contiguous `[1, Hkv, length, D]` key and value tensors
-    /// (the layout ``ComputeBackend/attention(query:key:value:causal:scale:)`` takes).
+    /// (the layout `ComputeBackend.attention(query:key:value:causal:scale:)` takes).
     public func gather(blockTable: [Int], length: Int) throws(KVPagingError) -> (key: Tensor, value: Tensor) {
         try PagedAttentionBatch.checkTable(blockTable, length: length, blockSize: blockSize, numBlocks: numBlocks, sequence: 0)
         let d = headDim, hk = kvHeads

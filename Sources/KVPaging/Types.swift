@@ -198,7 +198,7 @@ public struct KVCacheUsage: Sendable, Hashable, CustomStringConvertible {
 
 /// Prefix-cache counters (cumulative since creation or the last reset).
 public struct PrefixCacheStats: Sendable, Hashable {
-    /// Admissions that gave token ids.
+    /// Successful admissions that gave token ids (failed attempts are not counted).
     public var queries: Int = 0
     /// Prompt tokens of those admissions.
     public var queriedTokens: Int = 0

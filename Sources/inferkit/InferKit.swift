@@ -20,6 +20,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
             BenchSimulator.self,
+            BenchKVPaging.self,
         ]
     )
 }

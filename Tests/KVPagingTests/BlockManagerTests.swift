@@ -409,3 +409,59 @@ private func admitted(_ o: AdmissionOutcome, sourceLocation: SourceLocation = #_
         try exercise(&c)
     }
 }
+
+@Suite struct ContiguousFuzz {
+    @Test(arguments: [UInt64(11), 12, 13])
+    func randomOperationsKeepRunsConsistent(seed: UInt64) throws {
+        let cfg = KVCacheConfiguration(blockCount: 97, blockSize: 3, maxSequenceLength: 60)
+        var c = try ContiguousKVAllocator(cfg, reservation: .promptPlusMaxNewTokens)
+        var rng = SplitMix64(seed: seed)
+        var lengths: [SequenceID: Int] = [:]
+        var next = 0
+        var rejected = 0
+        for _ in 0..<3000 {
+            let r = rng.next() % 10
+            if r < 4 {
+                let len = Int(rng.next() % 30) + 1
+                let maxNew = Int(rng.next() % 40)
+                let id = SequenceID(next)
+                next += 1
+                if case .admitted = try c.admit(id, prompt: .length(len, maxNewTokens: maxNew)) {
+                    lengths[id] = len
+                } else {
+                    rejected += 1
+                }
+            } else if r < 8, let id = lengths.keys.sorted().randomElement(using: &rng) {
+                let room = try c.blockTable(of: id).count * 3 - lengths[id]!
+                if room > 0 {
+                    _ = try appended(c.appendSlots(id, count: Int(rng.next() % UInt64(room)) + 1))
+                    lengths[id] = try c.length(of: id)
+                } else {
+                    #expect(throws: KVPagingError.self) { _ = try c.appendSlot(id) }
+                }
+            } else if let id = lengths.keys.sorted().randomElement(using: &rng) {
+                try c.release(id)
+                lengths[id] = nil
+            }
+            // Reservations are disjoint, inside the pool, and with the free runs tile it exactly.
+            var owner = [Int](repeating: -1, count: cfg.blockCount)
+            for id in lengths.keys {
+                for b in try c.blockTable(of: id) {
+                    #expect(owner[b] == -1, "block \(b) reserved twice")
+                    owner[b] = id.rawValue
+                }
+            }
+            var previousEnd = -1
+            for run in c.freeRuns {
+                #expect(run.count > 0 && run.start > previousEnd, "free runs must be sorted, non-empty and coalesced")
+                for b in run.start..<(run.start + run.count) { #expect(owner[b] == -1, "free block \(b) is reserved") }
+                previousEnd = run.start + run.count
+            }
+            let free = c.freeRuns.reduce(0) { $0 + $1.count }
+            #expect(free + c.usage.activeBlocks == cfg.blockCount)
+            #expect(owner.filter { $0 >= 0 }.count == c.usage.activeBlocks)
+            #expect(c.usage.filledSlots == lengths.values.reduce(0, +))
+        }
+        #expect(rejected > 0, "the pool never filled up; the test did not exercise fragmentation")
+    }
+}

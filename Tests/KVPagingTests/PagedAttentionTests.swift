@@ -58,6 +58,8 @@ private struct Fixture {
         (bs: 16, hq: 8, hk: 8, d: 32, lengths: [17, 3, 64]),
         (bs: 3, hq: 9, hk: 3, d: 19, lengths: [11, 2]),
         (bs: 1, hq: 4, hk: 1, d: 8, lengths: [5, 9]),
+        (bs: 7, hq: 10, hk: 2, d: 21, lengths: [50, 13, 1]),   // group of 5: one 4-wide pass + one single
+        (bs: 16, hq: 8, hk: 2, d: 128, lengths: [97, 33]),
     ])
     func decodeMatchesContiguousAttention(bs: Int, hq: Int, hk: Int, d: Int, lengths: [Int]) throws {
         let f = try Fixture(blocks: 64, blockSize: bs, hk: hk, d: d, lengths: lengths, seed: UInt64(bs * 31 + d))
@@ -70,11 +72,11 @@ private struct Fixture {
         }
     }
 
-    @Test func prefillContinuingAfterACachedPrefixIsCausal() throws {
+    @Test(arguments: [(hq: 6, hk: 3, d: 11), (hq: 12, hk: 3, d: 11), (hq: 9, hk: 1, d: 17)])
+    func prefillContinuingAfterACachedPrefixIsCausal(hq: Int, hk: Int, d: Int) throws {
         // Sequence 0: 9 new tokens after a 14-token cached prefix; sequence 1: a fresh 6-token prompt;
         // sequence 2: decode. Odd sizes throughout.
         let lengths = [23, 6, 31], queries = [9, 6, 1]
-        let (hq, hk, d) = (6, 3, 11)
         let f = try Fixture(blocks: 40, blockSize: 4, hk: hk, d: d, lengths: lengths, seed: 5)
         let batch = PagedAttentionBatch(blockTables: f.tables, contextLengths: lengths, queryLengths: queries)
         let q = Tensor.random(shape: [16, hq, d], seed: 6)
@@ -168,6 +170,7 @@ private struct Fixture {
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor.random(shape: [1, 3, 8], seed: 1), 1),  // Hq % Hkv
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor.random(shape: [2, 4, 8], seed: 1), 1),  // N
             (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), q, .nan),
+            (.decode(blockTables: [[0, 1, 2]], contextLengths: [9]), Tensor(repeating: .infinity, shape: [1, 4, 8]), 1),
             (PagedAttentionBatch(blockTables: [], contextLengths: [], queryLengths: []), q, 1),
         ]
         for kernel in kernels {
