@@ -23,7 +23,7 @@ build-release: deps
 	$(SWIFT) build -c release $(STRICT) --product inferkit
 
 run: build-release
-	$$($(SWIFT) build -c release --show-bin-path)/inferkit bench kernels --quick
+	$$($(SWIFT) build -c release --show-bin-path)/inferkit plan
 
 test: deps
 	$(SWIFT) build --build-tests $(STRICT)

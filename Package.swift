@@ -119,6 +119,12 @@ let package = Package(
             path: "Examples/PagedKVCache",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "PlanDeployment",
+            dependencies: ["CostModel"],
+            path: "Examples/PlanDeployment",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Tests
         .testTarget(

@@ -381,3 +381,18 @@ struct Fields {
         return Int(d)
     }
 }
+
+extension CostModelError {
+    /// An unknown name in any catalog section, with the closest names listed.
+    public static func unknownEntry(_ name: String, candidates: [String]) -> CostModelError {
+        .unknown("catalog entry", name, candidates: candidates)
+    }
+}
+
+/// Where the bundled catalog files live (for tools that copy or inspect them).
+public enum CostModelResources {
+    /// The path of a bundled catalog file, e.g. `path("models")` → `…/models.json`.
+    public static func path(_ name: String) -> String? {
+        Bundle.module.url(forResource: name, withExtension: "json")?.path
+    }
+}

@@ -110,8 +110,13 @@ public struct RooflineModel: Sendable, Hashable {
     @usableFromInline let overhead: Double
 
     /// - Parameters:
+    ///   - model: the architecture being served.
+    ///   - gpu: the device each shard runs on (a ``DeviceKind/cpu`` entry allows TP = PP = 1 only).
     ///   - precision: weight precision (sets the bytes read and the compute peak used).
     ///   - kvPrecision: KV-cache precision; defaults to BF16.
+    ///   - tensorParallel: GPUs sharing every layer; must divide the attention heads.
+    ///   - pipelineParallel: consecutive groups of layers on separate GPUs (or nodes).
+    ///   - efficiency: MFU, MBU and per-step overhead.
     ///   - interNodeGBs: link bandwidth between pipeline stages in GB/s (default 50 = 400 Gb/s InfiniBand).
     public init(model: ModelSpec, gpu: GPUSpec, precision: Precision, kvPrecision: Precision = .bf16,
                 tensorParallel: Int = 1, pipelineParallel: Int = 1, efficiency: RooflineEfficiency = .default,

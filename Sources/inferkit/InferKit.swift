@@ -10,6 +10,11 @@ struct InferKit: AsyncParsableCommand {
             Backends.self,
             Bench.self,
             Simulate.self,
+            PlanCommand.self,
+            VRAMCommand.self,
+            PTUCommand.self,
+            LeversCommand.self,
+            CatalogCommand.self,
         ]
     )
 }
@@ -21,6 +26,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchSimulator.self,
             BenchKVPaging.self,
+            BenchPlanCommand.self,
         ]
     )
 }
