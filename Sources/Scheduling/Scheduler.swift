@@ -164,8 +164,10 @@ public struct SchedulerState: Sendable {
     let replica: Int
 
     // Metrics
-    var records: [RequestRecord] = []
-    var rejected: [RejectedRequest] = []
+    /// Finished requests, in completion order.
+    public internal(set) var records: [RequestRecord] = []
+    /// Requests refused at arrival, with the reason.
+    public internal(set) var rejected: [RejectedRequest] = []
     var itl: [(value: Double, count: Int)] = []
     var batchSizeHistogram: [Int] = []
     var preemptionCount = 0
@@ -277,8 +279,8 @@ public struct SchedulerState: Sendable {
         if c.blocks(forTokens: peak) > usable {
             return "needs \(c.blocks(forTokens: peak)) KV blocks of \(c.blockSize) tokens at its longest, but the pool has only \(usable) usable blocks (\(c.blockCount) minus a watermark of \(c.watermarkBlocks)); it can never run"
         }
-        if !limits.chunkedPrefill && peak + 1 > limits.maxBatchedTokens && usesTokenBudgetForPrefill {
-            return "prompt needs up to \(peak + 1) tokens in one step without chunked prefill, above maxBatchedTokens \(limits.maxBatchedTokens); enable chunked prefill or raise the budget"
+        if !limits.chunkedPrefill && peak > limits.maxBatchedTokens && usesTokenBudgetForPrefill {
+            return "prompt (with recomputation after a preemption) needs up to \(peak) tokens in one step without chunked prefill, above maxBatchedTokens \(limits.maxBatchedTokens); enable chunked prefill or raise the budget"
         }
         return nil
     }
