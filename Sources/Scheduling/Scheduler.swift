@@ -78,7 +78,7 @@ public protocol BatchingPolicy: Sendable {
 }
 
 /// The KV operations the scheduler needs beyond ``KVCacheAllocator``: preemption by swapping.
-/// The paged ``KVBlockManager`` swaps; the contiguous baseline does not.
+/// The paged `KVBlockManager` swaps; the contiguous baseline does not.
 protocol SchedulerKVCache: KVCacheAllocator {
     /// Swaps `id` out; `nil` when unsupported or the host pool is full. Returns swapped tokens.
     mutating func schedulerSwapOut(_ id: SequenceID) -> Int?
@@ -108,10 +108,10 @@ extension ContiguousKVAllocator: SchedulerKVCache {
 
 /// Which KV allocator backs the scheduler.
 public enum KVAllocatorKind: String, Sendable, Hashable, Codable, CaseIterable {
-    /// PagedAttention-style blocks allocated on demand (``KVBlockManager``).
+    /// PagedAttention-style blocks allocated on demand (`KVBlockManager`).
     case paged
     /// The pre-paging baseline: reserve the model's maximum sequence length contiguously at admission,
-    /// because the output length is unknown until the request ends (``ContiguousKVAllocator``).
+    /// because the output length is unknown until the request ends (`ContiguousKVAllocator`).
     case contiguous
 }
 
