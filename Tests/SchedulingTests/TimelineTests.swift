@@ -145,6 +145,25 @@ import Testing
         #expect(close(n[0]!.e2e, 0.5) && close(n[1]!.e2e, 0.55) && f.summary.preemptions == 0)
     }
 
+    @Test func priorityPreemptsWhenKVMemoryBinds() throws {
+        // 8 blocks × 4 tokens, no watermark. R0 (priority 1, prompt 20 = 5 blocks, 5 outputs) at 0;
+        // R1 (priority 0, prompt 16 = 4 blocks, 2 outputs) at 0.15.
+        // [0, 0.1] R0 prefill → token 1. [0.1, 0.2] decode at position 20 opens block 6 → token 2.
+        // At 0.2 R1 needs 4 blocks, 2 are free: R0 is preempted (its 6 blocks freed), R1 prefills [0.2, 0.3] → TTFT 0.15,
+        // decodes [0.3, 0.4] → E2E 0.25. R0 (22 tokens = 6 blocks) cannot return while R1 holds 5; at 0.4 it recomputes
+        // [0.4, 0.5] → token 3, then tokens 4, 5 at 0.6, 0.7 → E2E 0.7.
+        let kv = KVCacheConfiguration(blockCount: 8, blockSize: 4, watermark: 0)
+        let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 20, outputTokens: 5, priority: 1),
+                    InferenceRequest(id: 1, arrivalTime: 0.15, promptTokens: 16, outputTokens: 2, priority: 0)]
+        let p = try Self.run(PriorityBatchingPolicy(), reqs, kv: kv)
+        let m = Self.byID(p)
+        #expect(close(m[1]!.ttft, 0.15) && close(m[1]!.e2e, 0.25))
+        #expect(close(m[0]!.e2e, 0.7) && m[0]!.preemptions == 1)
+        // FCFS: R1 waits for memory until R0 finishes at 0.5, then [0.5, 0.6] prefill, [0.6, 0.7] decode → E2E 0.55.
+        let f = try Self.run(ContinuousBatchingPolicy(), reqs, kv: kv)
+        #expect(close(Self.byID(f)[0]!.e2e, 0.5) && close(Self.byID(f)[1]!.e2e, 0.55) && f.summary.preemptions == 0)
+    }
+
     @Test func priorityNeverPreemptsForEqualPriority() throws {
         // Same shape as above but both priority 0: nobody is preempted, FCFS order holds.
         let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 4, outputTokens: 5),
