@@ -126,8 +126,12 @@ public enum ServingSimulator {
         let total = sorted.count
         var lastProgress = 0
 
-        func queueDepth() -> Int { replicas.reduce(queue.count) { $0 + ($1.stoppedAt == nil ? $1.state.waitingCount : 0) } }
-        func doneCount() -> Int { replicas.reduce(0) { $0 + $1.state.records.count + $1.state.rejected.count } }
+        // Plain functions of their arguments: a local closure capturing `replicas` would box the array, and
+        // unoptimised builds then copy a replica's state on every mutation through the box.
+        func queueDepth(_ replicas: [Replica], _ queue: WaitingQueue) -> Int {
+            replicas.reduce(queue.count) { $0 + ($1.stoppedAt == nil ? $1.state.waitingCount : 0) }
+        }
+        func doneCount(_ replicas: [Replica]) -> Int { replicas.reduce(0) { $0 + $1.state.records.count + $1.state.rejected.count } }
 
         while true {
             // Next event time.
@@ -144,8 +148,11 @@ public enum ServingSimulator {
 
             // 1. Steps that end now.
             for i in replicas.indices where replicas[i].stepEnd == t {
-                replicas[i].state.completeStep(start: replicas[i].stepStart, end: t)
-                replicas[i].busyInWindow += t - replicas[i].stepStart
+                // Read the start first: a `replicas[i]` read inside the call's arguments would keep a copy of the
+                // replica (and its state's buffers) alive during the call in unoptimised builds, so every append copied.
+                let start = replicas[i].stepStart
+                replicas[i].state.completeStep(start: start, end: t)
+                replicas[i].busyInWindow += t - start
                 replicas[i].stepEnd = nil
             }
             // 2. Arrivals up to now.
@@ -167,7 +174,7 @@ public enum ServingSimulator {
             }
             // 3. Replicas whose cold start ends now.
             for i in replicas.indices where replicas[i].stoppedAt == nil && replicas[i].readyAt == t && replicas[i].startedAt < t {
-                events.append(ScalingEvent(time: t, event: "ready", replica: i, utilization: 0, queueDepth: queueDepth()))
+                events.append(ScalingEvent(time: t, event: "ready", replica: i, utilization: 0, queueDepth: queueDepth(replicas, queue)))
             }
             // 4. Autoscaler.
             if var a = autoscaler, t >= nextTick {
@@ -177,7 +184,7 @@ public enum ServingSimulator {
                 let util = live.isEmpty ? 0 : min(1, busy / (window * Double(live.count)))
                 for i in replicas.indices { replicas[i].busyInWindow = 0 }
                 let counted = replicas.filter { $0.stoppedAt == nil && !$0.draining }.count
-                let depth = queueDepth()
+                let depth = queueDepth(replicas, queue)
                 switch a.evaluate(now: t, utilization: util, queueDepth: depth, replicas: counted) {
                 case .scaleOut:
                     let index = replicas.count
@@ -220,7 +227,7 @@ public enum ServingSimulator {
                     if let u = until, u <= t { replicas[i].wakeAt = nil }
                     if replicas[i].draining && replicas[i].state.activeCount == 0 {
                         replicas[i].stoppedAt = t
-                        events.append(ScalingEvent(time: t, event: "stopped", replica: i, utilization: 0, queueDepth: queueDepth()))
+                        events.append(ScalingEvent(time: t, event: "stopped", replica: i, utilization: 0, queueDepth: queueDepth(replicas, queue)))
                     }
                 }
             }
@@ -233,7 +240,7 @@ public enum ServingSimulator {
                     running += r.state.runningCount
                 }
                 finished = replicas.reduce(0) { $0 + $1.state.records.count }
-                samples.append(TimeSample(time: t, queueDepth: queueDepth(), running: running, kvUsage: live > 0 ? kvSum / Double(live) : 0,
+                samples.append(TimeSample(time: t, queueDepth: queueDepth(replicas, queue), running: running, kvUsage: live > 0 ? kvSum / Double(live) : 0,
                                           replicas: replicas.filter { $0.stoppedAt == nil }.count, finished: finished))
                 nextSample = t + sampleInterval
                 if let progress, finished - lastProgress >= max(1, total / 100) {
@@ -249,11 +256,11 @@ public enum ServingSimulator {
             if arrivalIndex >= total,
                replicas.allSatisfy({ $0.stoppedAt != nil || ($0.stepEnd == nil && $0.wakeAt == nil && $0.readyAt <= t) }),
                autoscaler == nil || queue.count == 0 {
-                throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount()) requests unfinished; the policy scheduled nothing although requests wait")
+                throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount(replicas)) requests unfinished; the policy scheduled nothing although requests wait")
             }
         }
-        if doneCount() < total {
-            throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount()) requests unfinished; the policy scheduled nothing although requests wait")
+        if doneCount(replicas) < total {
+            throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount(replicas)) requests unfinished; the policy scheduled nothing although requests wait")
         }
         let end = t
         for i in replicas.indices where replicas[i].stoppedAt == nil { replicas[i].stoppedAt = end }
