@@ -350,6 +350,14 @@ public struct SchedulerState: Sendable {
     }
 
     func kvPrompt(_ s: Slot, length: Int) -> KVPrompt {
+        if let ids = s.request.promptTokenIDs, kvConfiguration.enablePrefixCaching {
+            // Real prompt ids; generated tokens (recomputation after a preemption) get ids unique to the request.
+            var tokens = ids
+            for i in ids.count..<max(ids.count, length) {
+                tokens.append(Int(truncatingIfNeeded: mix(UInt64(s.seq) &+ 0xA11CE, UInt64(i)) % 32_000) + 1 << 40)
+            }
+            return .tokens(Array(tokens.prefix(length)), maxNewTokens: s.request.outputTokens - s.generated)
+        }
         guard let prefix = s.request.sharedPrefix, kvConfiguration.enablePrefixCaching else {
             return .length(length, maxNewTokens: s.request.outputTokens - s.generated)
         }

@@ -205,3 +205,24 @@ import Testing
         #expect(r.finalKVUsage[0].activeBlocks == 0 && r.finalKVUsage[0].hostUsedBlocks == 0)
     }
 }
+
+@Suite struct TokenIDPrefixTests {
+    @Test func identicalTokenIDsShareCachedBlocks() throws {
+        // Prompts of 40 ids: R1 repeats R0's first 32 (two full 16-token blocks) then differs. t = 0.001 s per prefill token.
+        // R0 computes 40 tokens: 0.040 s. R1 (at 1 s) reuses 32 → computes 8: 0.008 s. R2 shares nothing → 0.040 s.
+        let base = Array(0..<40)
+        let r1 = Array(0..<32) + Array(100..<108)
+        let r2 = Array(500..<540)
+        let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 40, outputTokens: 1, promptTokenIDs: base),
+                    InferenceRequest(id: 1, arrivalTime: 1, promptTokens: 40, outputTokens: 1, promptTokenIDs: r1),
+                    InferenceRequest(id: 2, arrivalTime: 2, promptTokens: 40, outputTokens: 1, promptTokenIDs: r2)]
+        let r = try TimelineTests.run(ContinuousBatchingPolicy(), reqs, model: try LinearStepModel(beta0: 0, beta1: 0.001))
+        let m = TimelineTests.byID(r)
+        #expect(abs(m[0]!.ttft - 0.040) < 1e-9 && abs(m[1]!.ttft - 0.008) < 1e-9 && abs(m[2]!.ttft - 0.040) < 1e-9)
+        #expect(m[1]!.cachedPromptTokens == 32 && m[2]!.cachedPromptTokens == 0)
+        #expect(throws: SchedulingError.self) { try InferenceRequest(id: 9, arrivalTime: 0, promptTokens: 3, outputTokens: 1, promptTokenIDs: [1, 2]).validate() }
+        let j = try TraceReader.parseJSONLines("{\"arrival_time\": 0, \"prompt_tokens\": 3, \"output_tokens\": 1, \"prompt_token_ids\": [5, 6, 7]}")
+        #expect(j[0].promptTokenIDs == [5, 6, 7])
+        #expect { try TraceReader.parseJSONLines("{\"arrival_time\": 0, \"prompt_tokens\": 3, \"output_tokens\": 1, \"prompt_token_ids\": [5, 6]}") } throws: { ($0 as? SchedulingError)?.line == 1 }
+    }
+}
