@@ -145,6 +145,12 @@ let package = Package(
         ),
 
         .executableTarget(
+            name: "SimulateServing",
+            dependencies: ["Scheduling", "KVPaging", "CostModel"],
+            path: "Examples/SimulateServing",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "PagedKVCache",
             dependencies: ["KVPaging", "TensorCore"],
             path: "Examples/PagedKVCache",
@@ -192,7 +198,7 @@ let package = Package(
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "KVPaging", "CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
         .testTarget(

@@ -24,14 +24,29 @@ public struct SVGLineChart: Sendable {
     public var height = 400.0
     /// Fixed y range; `nil` fits the data from 0.
     public var yRange: ClosedRange<Double>?
+    /// Fixed x range (points outside are dropped); `nil` fits the data.
+    public var xRange: ClosedRange<Double>?
+    /// Most points drawn per series (evenly thinned beyond that).
+    public var maxPointsPerSeries = 800
 
-    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false, yRange: ClosedRange<Double>? = nil) {
+    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false,
+                yRange: ClosedRange<Double>? = nil, xRange: ClosedRange<Double>? = nil) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
-        self.series = series
         self.logX = logX
         self.yRange = yRange
+        self.xRange = xRange
+        self.series = series.map { s in
+            let pts = s.points.filter { p in xRange.map { $0.contains(p.x) } ?? true }
+            return Series(name: s.name, points: pts)
+        }
+    }
+
+    static func thinned(_ pts: [(x: Double, y: Double)], to n: Int) -> [(x: Double, y: Double)] {
+        guard pts.count > n, n > 1 else { return pts }
+        let stride = Double(pts.count - 1) / Double(n - 1)
+        return (0..<n).map { pts[Int((Double($0) * stride).rounded())] }
     }
 
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
@@ -42,12 +57,12 @@ public struct SVGLineChart: Sendable {
         let pw = width - left - right, ph = height - top - bottom
         let xs = series.flatMap { $0.points.map(\.x) }.filter { $0.isFinite && (!logX || $0 > 0) }
         let ys = series.flatMap { $0.points.map(\.y) }.filter(\.isFinite)
-        var x0 = xs.min() ?? 0, x1 = xs.max() ?? 1
+        var x0 = xRange?.lowerBound ?? xs.min() ?? 0, x1 = xRange?.upperBound ?? xs.max() ?? 1
         if logX {
             x0 = pow(10, (log10(max(x0, 1e-9))).rounded(.down))
             x1 = pow(10, (log10(max(x1, x0 * 10))).rounded(.up))
         } else {
-            x0 = min(0, x0)
+            if xRange == nil { x0 = min(0, x0) }
             if x1 <= x0 { x1 = x0 + 1 }
         }
         let y0 = yRange?.lowerBound ?? 0
@@ -97,7 +112,7 @@ public struct SVGLineChart: Sendable {
         out += "<text transform=\"translate(16 \(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
         for (i, s) in series.enumerated() {
             let color = Self.palette[i % Self.palette.count]
-            let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
+            let pts = Self.thinned(s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }, to: maxPointsPerSeries)
             if !pts.isEmpty {
                 let path = pts.map { "\(f(px($0.x))),\(f(py(min(max($0.y, y0), y1))))" }.joined(separator: " ")
                 out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(path)\"/>\n"
@@ -197,11 +212,13 @@ public enum SimulationReport {
     }
 
     /// KV usage and queue depth over time, one line per simulation.
-    public static func timeSeriesCharts(_ results: [(name: String, samples: [TimeSample])]) -> (kv: String, queue: String) {
+    /// `until` clips the time axis (e.g. to the arrival window when one policy drains for much longer).
+    public static func timeSeriesCharts(_ results: [(name: String, samples: [TimeSample])], until: Double? = nil) -> (kv: String, queue: String) {
+        let range = until.map { 0...$0 }
         let kv = SVGLineChart(title: "KV cache usage over time", xLabel: "simulated time (s)", yLabel: "KV blocks in use (%)",
-                              series: results.map { .init(name: $0.name, points: $0.samples.map { ($0.time, $0.kvUsage * 100) }) }, yRange: 0...100)
+                              series: results.map { .init(name: $0.name, points: $0.samples.map { ($0.time, $0.kvUsage * 100) }) }, yRange: 0...100, xRange: range)
         let q = SVGLineChart(title: "Queue depth over time", xLabel: "simulated time (s)", yLabel: "requests waiting",
-                             series: results.map { .init(name: $0.name, points: $0.samples.map { ($0.time, Double($0.queueDepth)) }) })
+                             series: results.map { .init(name: $0.name, points: $0.samples.map { ($0.time, Double($0.queueDepth)) }) }, xRange: range)
         return (kv.render(), q.render())
     }
 }

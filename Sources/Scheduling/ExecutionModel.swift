@@ -19,6 +19,9 @@ public struct StepShape: Sendable, Hashable, Codable {
     public var swapInTokens: Int
     /// Tokens whose KV is copied device → host before the step (swap-out).
     public var swapOutTokens: Int
+    /// Speculative decoding: draft tokens the target verifies this step, on top of one token per
+    /// decoding sequence (γ per decoding sequence, fewer near the end of an output).
+    public var draftTokens: Int = 0
 
     public init(prefillTokens: Int = 0, prefillSequences: Int = 0, decodeTokens: Int = 0, contextTokens: Int = 0, swapInTokens: Int = 0, swapOutTokens: Int = 0) {
         self.prefillTokens = prefillTokens
@@ -232,5 +235,34 @@ public struct LinearStepModel: ExecutionModel, Hashable, Codable {
         }
         guard header != nil else { throw SchedulingError(.malformedInput, "the timing CSV is empty; it needs a header and measurements") }
         return out
+    }
+}
+
+/// Prices steps of speculative decoding on top of any execution model.
+///
+/// A step with `d` decoding sequences and `n` draft tokens costs the target's verification pass
+/// over `d + n` decode tokens, plus `γ` draft steps of `c` × the target's plain decode step
+/// (the cost ratio `c` of ``SpeculativeDecodingModel``).
+public struct SpeculativeExecutionModel: ExecutionModel {
+    public let target: any ExecutionModel
+    public let speculation: SpeculativeDecodingModel
+
+    public init(target: any ExecutionModel, speculation: SpeculativeDecodingModel) {
+        self.target = target
+        self.speculation = speculation
+    }
+
+    public func stepTime(_ s: StepShape) -> Double {
+        guard s.draftTokens > 0 else { return target.stepTime(s) }
+        var verify = s
+        verify.decodeTokens += s.draftTokens
+        verify.draftTokens = 0
+        let plainDecode = StepShape(decodeTokens: s.decodeTokens, contextTokens: s.contextTokens)
+        let draft = Double(speculation.lookahead) * speculation.costRatio * target.stepTime(plainDecode)
+        return target.stepTime(verify) + draft
+    }
+
+    public var summary: String {
+        target.summary + String(format: " + speculative decoding (α %.2f, γ %d, c %.2f)", speculation.acceptanceRate, speculation.lookahead, speculation.costRatio)
     }
 }

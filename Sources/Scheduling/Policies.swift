@@ -8,10 +8,10 @@ struct RequestLevelBatch {
             let slot = s.running[i]
             let n = s.pendingTokens(slot)
             if s.schedule(slot, tokens: n) { i += 1; continue }
-            // Out of KV blocks: preempt the most recently admitted member (possibly this one).
-            guard let victim = s.preemptionVictim() else { break }
+            // Out of KV blocks: preempt the most recently admitted member (possibly this one), then retry.
+            guard let victim = s.preemptionVictim(), let vi = s.running.lastIndex(of: victim) else { break }
             s.preempt(victim)
-            if victim == slot { continue }
+            if vi < i { i -= 1 }
         }
         return s.batch.isEmpty ? .idle(until: nil) : .run
     }
@@ -136,8 +136,7 @@ enum IterationLevel {
             let slot = s.running[i]
             guard s.isDecoding(slot) else { i += 1; continue }
             if s.schedule(slot, tokens: 1) { budget -= 1; i += 1; continue }
-            guard let victim = s.preemptionVictim() else { break }
-            let vi = s.running.lastIndex(of: victim)!
+            guard let victim = s.preemptionVictim(), let vi = s.running.lastIndex(of: victim) else { break }
             if vi < i { budget += 1 }  // it was scheduled for one decode token; that token is returned
             s.preempt(victim)
             if vi < i { i -= 1 }

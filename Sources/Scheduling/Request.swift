@@ -64,11 +64,16 @@ public struct InferenceRequest: Sendable, Hashable, Codable {
     public var deadline: Double?
     /// Optional shared prompt prefix, for prefix caching.
     public var sharedPrefix: SharedPrefix?
+    /// The prompt's token ids, when known (`count == promptTokens`). Prefix caching then matches real
+    /// prompts block by block; without them only ``sharedPrefix`` groups share cached blocks.
+    public var promptTokenIDs: [Int]?
 
     public init(
         id: Int, arrivalTime: Double, promptTokens: Int, outputTokens: Int,
-        priority: Int = 0, sloClass: Int = 0, deadline: Double? = nil, sharedPrefix: SharedPrefix? = nil
+        priority: Int = 0, sloClass: Int = 0, deadline: Double? = nil, sharedPrefix: SharedPrefix? = nil,
+        promptTokenIDs: [Int]? = nil
     ) {
+        self.promptTokenIDs = promptTokenIDs
         self.id = id
         self.arrivalTime = arrivalTime
         self.promptTokens = promptTokens
@@ -92,6 +97,9 @@ public struct InferenceRequest: Sendable, Hashable, Codable {
             throw SchedulingError(.invalidArgument, "request \(id) has SLO class \(sloClass); classes are numbered from 0")
         }
         if let deadline { try requireFinite(deadline, "request \(id) deadline", positive: true) }
+        if let ids = promptTokenIDs, ids.count != promptTokens {
+            throw SchedulingError(.invalidArgument, "request \(id) gives \(ids.count) prompt token ids for \(promptTokens) prompt tokens; give one id per token")
+        }
         if let p = sharedPrefix, p.length < 0 || p.length > promptTokens {
             throw SchedulingError(.invalidArgument, "request \(id) shares a \(p.length)-token prefix but its prompt has \(promptTokens) tokens; the prefix must fit in the prompt")
         }

@@ -7,7 +7,7 @@ import KVPaging
 /// A step's time is `max(FLOPs / (peak·MFU), bytes / (bandwidth·MBU)) + overhead + all-reduce`
 /// (see CostModel's `RooflineModel`); swapped KV moves over PCIe at ``swapGBs``. The same
 /// configuration gives the KV pool: the memory left after weights, activations and runtime
-/// overhead, in blocks (``kvCacheConfiguration(blockSize:hostSwapGiB:)``).
+/// overhead, in blocks (``kvCacheConfiguration(blockSize:hostSwapGiB:enablePrefixCaching:)``).
 public struct RooflineStepModel: ExecutionModel {
     public let roofline: RooflineModel
     public let memory: MemoryBreakdown

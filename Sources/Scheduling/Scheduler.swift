@@ -44,6 +44,8 @@ public struct BatchEntry: Sendable, Hashable {
     /// Tokens this step processes for it (1 for a decode, a chunk for prefill).
     public var tokens: Int
     public var isDecode: Bool
+    /// Speculative draft tokens verified with this decode (0 without speculative decoding).
+    public var draftTokens: Int = 0
 }
 
 /// What a policy decided for the next step.
@@ -76,7 +78,7 @@ public protocol BatchingPolicy: Sendable {
 }
 
 /// The KV operations the scheduler needs beyond ``KVCacheAllocator``: preemption by swapping.
-/// The paged ``KVBlockManager`` swaps; the contiguous baseline does not.
+/// The paged `KVBlockManager` swaps; the contiguous baseline does not.
 protocol SchedulerKVCache: KVCacheAllocator {
     /// Swaps `id` out; `nil` when unsupported or the host pool is full. Returns swapped tokens.
     mutating func schedulerSwapOut(_ id: SequenceID) -> Int?
@@ -106,9 +108,10 @@ extension ContiguousKVAllocator: SchedulerKVCache {
 
 /// Which KV allocator backs the scheduler.
 public enum KVAllocatorKind: String, Sendable, Hashable, Codable, CaseIterable {
-    /// PagedAttention-style blocks allocated on demand (``KVBlockManager``).
+    /// PagedAttention-style blocks allocated on demand (`KVBlockManager`).
     case paged
-    /// The pre-paging baseline: reserve prompt + max new tokens contiguously at admission (``ContiguousKVAllocator``).
+    /// The pre-paging baseline: reserve the model's maximum sequence length contiguously at admission,
+    /// because the output length is unknown until the request ends (`ContiguousKVAllocator`).
     case contiguous
 }
 
@@ -161,8 +164,10 @@ public struct SchedulerState: Sendable {
     let replica: Int
 
     // Metrics
-    var records: [RequestRecord] = []
-    var rejected: [RejectedRequest] = []
+    /// Finished requests, in completion order.
+    public internal(set) var records: [RequestRecord] = []
+    /// Requests refused at arrival, with the reason.
+    public internal(set) var rejected: [RejectedRequest] = []
     var itl: [(value: Double, count: Int)] = []
     var batchSizeHistogram: [Int] = []
     var preemptionCount = 0
@@ -174,15 +179,23 @@ public struct SchedulerState: Sendable {
     var cachedTokensTotal = 0
     var busyTime = 0.0
     var sloClasses: [ServiceLevelObjective]
+    /// Speculative decoding: decodes verify γ draft tokens and emit 1 + (accepted) tokens.
+    public var speculation: SpeculativeDecodingModel?
+    /// Draws acceptances of speculative draft tokens (seeded: runs are reproducible).
+    var rng = SimulationRandom(seed: 0x5EC0DE)
 
     /// Creates an empty scheduler over a fresh KV cache.
     public init(limits: SchedulerLimits, kv: KVCacheConfiguration, allocator: KVAllocatorKind = .paged,
                 sloClasses: [ServiceLevelObjective] = [ServiceLevelObjective()], replica: Int = 0) throws {
         try limits.validate()
+        if allocator == .contiguous && kv.blocks(forTokens: kv.maxSequenceLength) > kv.blockCount {
+            throw SchedulingError(.invalidConfiguration, "the contiguous allocator reserves maxSequenceLength (\(kv.maxSequenceLength) tokens = \(kv.blocks(forTokens: kv.maxSequenceLength)) blocks) per request, more than the \(kv.blockCount)-block pool; lower the maximum sequence length")
+        }
         do {
             switch allocator {
             case .paged: self.kv = try KVBlockManager(kv)
-            case .contiguous: self.kv = try ContiguousKVAllocator(kv, reservation: .promptPlusMaxNewTokens)
+            case .contiguous:
+                self.kv = try ContiguousKVAllocator(kv, reservation: .maxSequenceLength)
             }
         } catch {
             throw SchedulingError(.invalidConfiguration, "KV cache: \(error.message)")
@@ -213,14 +226,15 @@ public struct SchedulerState: Sendable {
     public func request(_ slot: Int) -> InferenceRequest { slots[slot].request }
     public func phase(_ slot: Int) -> RequestPhase { slots[slot].phase }
     /// Tokens still to compute before the request emits its next token (1 for a decode).
+    @inline(__always)
     public func pendingTokens(_ slot: Int) -> Int {
-        let s = slots[slot]
-        return s.request.promptTokens + s.generated - s.computed
+        slots[slot].request.promptTokens + slots[slot].generated - slots[slot].computed
     }
     /// Whether the request's next step is a decode (its prompt and previous outputs are all computed).
+    @inline(__always)
     public func isDecoding(_ slot: Int) -> Bool {
-        let s = slots[slot]
-        return s.generated > 0 && s.computed == s.request.promptTokens + s.generated - 1
+        let g = slots[slot].generated
+        return g > 0 && slots[slot].computed == slots[slot].request.promptTokens + g - 1
     }
     /// Tokens the request must compute at most in its first step after admission (no cache hits assumed).
     public func tokensToAdmit(_ slot: Int) -> Int {
@@ -265,8 +279,8 @@ public struct SchedulerState: Sendable {
         if c.blocks(forTokens: peak) > usable {
             return "needs \(c.blocks(forTokens: peak)) KV blocks of \(c.blockSize) tokens at its longest, but the pool has only \(usable) usable blocks (\(c.blockCount) minus a watermark of \(c.watermarkBlocks)); it can never run"
         }
-        if !limits.chunkedPrefill && peak + 1 > limits.maxBatchedTokens && usesTokenBudgetForPrefill {
-            return "prompt needs up to \(peak + 1) tokens in one step without chunked prefill, above maxBatchedTokens \(limits.maxBatchedTokens); enable chunked prefill or raise the budget"
+        if !limits.chunkedPrefill && peak > limits.maxBatchedTokens && usesTokenBudgetForPrefill {
+            return "prompt (with recomputation after a preemption) needs up to \(peak) tokens in one step without chunked prefill, above maxBatchedTokens \(limits.maxBatchedTokens); enable chunked prefill or raise the budget"
         }
         return nil
     }
@@ -336,6 +350,14 @@ public struct SchedulerState: Sendable {
     }
 
     func kvPrompt(_ s: Slot, length: Int) -> KVPrompt {
+        if let ids = s.request.promptTokenIDs, kvConfiguration.enablePrefixCaching {
+            // Real prompt ids; generated tokens (recomputation after a preemption) get ids unique to the request.
+            var tokens = ids
+            for i in ids.count..<max(ids.count, length) {
+                tokens.append(Int(truncatingIfNeeded: mix(UInt64(s.seq) &+ 0xA11CE, UInt64(i)) % 32_000) + 1 << 40)
+            }
+            return .tokens(Array(tokens.prefix(length)), maxNewTokens: s.request.outputTokens - s.generated)
+        }
         guard let prefix = s.request.sharedPrefix, kvConfiguration.enablePrefixCaching else {
             return .length(length, maxNewTokens: s.request.outputTokens - s.generated)
         }
@@ -355,24 +377,35 @@ public struct SchedulerState: Sendable {
     /// Adds `tokens` of `slot` (a running request) to the batch, growing its KV when needed.
     /// Returns false when the KV cache has no block for the growth (preempt someone, then retry).
     public mutating func schedule(_ slot: Int, tokens: Int) -> Bool {
-        var s = slots[slot]
-        let need = s.computed + tokens - s.kvTokens
+        let computed = slots[slot].computed, kvTokens = slots[slot].kvTokens
+        let prompt = slots[slot].request.promptTokens, generated = slots[slot].generated
+        let isDecode = generated > 0 && computed == prompt + generated - 1
+        // Speculative decoding: a decode also verifies up to γ draft tokens, never past the output.
+        let draft = isDecode ? min(speculation?.lookahead ?? 0, slots[slot].request.outputTokens - generated - 1) : 0
+        let need = computed + tokens + draft - kvTokens
         if need > 0 {
+            // Reserve up to the end of the block the slots land in (never past the request's last
+            // KV token): the manager allocates exactly the blocks token-by-token appends would, at
+            // the same step, with one call per block instead of one per token.
+            let bs = kvConfiguration.blockSize
+            let end = kvTokens + need
+            let blockEnd = (end + bs - 1) / bs * bs
+            let maxTokens = prompt + slots[slot].request.outputTokens - 1
+            let count = max(need, min(blockEnd, maxTokens) - kvTokens)
             let outcome: AppendOutcome
-            do { outcome = try kv.appendSlots(SequenceID(s.seq), count: need) } catch { return false }
+            do { outcome = try kv.appendSlots(SequenceID(slots[slot].seq), count: count) } catch { return false }
             guard case .appended = outcome else { return false }
-            s.kvTokens += need
-            slots[slot].kvTokens = s.kvTokens
+            slots[slot].kvTokens = kvTokens + count
         }
-        let decode = s.generated > 0 && s.computed == s.request.promptTokens + s.generated - 1
-        batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: decode))
-        if decode {
+        batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: isDecode, draftTokens: draft))
+        if isDecode {
             shape.decodeTokens += 1
+            shape.draftTokens += draft
         } else {
             shape.prefillTokens += tokens
             shape.prefillSequences += 1
         }
-        shape.contextTokens += s.computed
+        shape.contextTokens += computed
         return true
     }
 
@@ -406,7 +439,7 @@ public struct SchedulerState: Sendable {
         guard let i = batch.lastIndex(where: { $0.slot == slot }) else { return }
         let e = batch.remove(at: i)
         let s = slots[slot]
-        if e.isDecode { shape.decodeTokens -= 1 } else { shape.prefillTokens -= e.tokens; shape.prefillSequences -= 1 }
+        if e.isDecode { shape.decodeTokens -= 1; shape.draftTokens -= e.draftTokens } else { shape.prefillTokens -= e.tokens; shape.prefillSequences -= 1 }
         shape.contextTokens -= s.computed
     }
 
@@ -422,29 +455,35 @@ public struct SchedulerState: Sendable {
         batchSizeHistogram[n] += 1
         var sameGap = 0
         var anyFinished = false
+        // Field-wise, in-place updates: copying whole slots per token dominated the profile.
         for e in batch {
-            var s = slots[e.slot]
-            if s.firstScheduled < 0 { s.firstScheduled = start }
-            s.computed += e.tokens
-            if s.computed == s.request.promptTokens + s.generated {
-                s.generated += 1
-                tokensEmitted += 1
-                if s.generated == 1 {
-                    s.firstToken = end
-                } else if s.lastToken == start {
-                    sameGap += 1
-                } else {
-                    itl.append((end - s.lastToken, 1))
-                }
-                s.lastToken = end
-                if s.generated == s.request.outputTokens {
-                    s.phase = .finished
-                    anyFinished = true
-                    try? kv.release(SequenceID(s.seq))
-                    finish(s, at: end)
-                }
+            let i = e.slot
+            if slots[i].firstScheduled < 0 { slots[i].firstScheduled = start }
+            // Speculative decoding: the fed token plus every accepted draft token is now in the KV
+            // cache, and the step emits the accepted drafts plus one corrected or bonus token.
+            var accepted = 0
+            if e.draftTokens > 0, let spec = speculation {
+                while accepted < e.draftTokens && rng.unit() < spec.acceptanceRate { accepted += 1 }
             }
-            slots[e.slot] = s
+            slots[i].computed += e.tokens + accepted
+            guard slots[i].computed == slots[i].request.promptTokens + slots[i].generated + accepted else { continue }
+            slots[i].generated += 1 + accepted
+            tokensEmitted += 1 + accepted
+            let generated = slots[i].generated
+            if generated == 1 {
+                slots[i].firstToken = end
+            } else if slots[i].lastToken == start {
+                sameGap += 1
+            } else {
+                itl.append((end - slots[i].lastToken, 1))
+            }
+            slots[i].lastToken = end
+            if generated == slots[i].request.outputTokens {
+                slots[i].phase = .finished
+                anyFinished = true
+                try? kv.release(SequenceID(slots[i].seq))
+                finish(slots[i], at: end)
+            }
         }
         if sameGap > 0 { itl.append((end - start, sameGap)) }
         if anyFinished {

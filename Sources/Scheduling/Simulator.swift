@@ -16,6 +16,11 @@ public struct SimulationConfiguration: Sendable {
     public var replicas: Int
     /// Replicas behind a central queue, scaled by these rules.
     public var autoscaling: AutoscalingConfiguration?
+    /// Speculative decoding on every decode: acceptances are drawn per draft token with probability α,
+    /// and steps are priced by ``SpeculativeExecutionModel`` over ``executionModel``.
+    public var speculative: SpeculativeDecodingModel?
+    /// Seed of the random draws the simulation makes itself (speculative acceptances).
+    public var seed: UInt64 = 0x5EC0DE
 
     public init(policy: any BatchingPolicy, limits: SchedulerLimits = SchedulerLimits(), kv: KVCacheConfiguration,
                 allocator: KVAllocatorKind = .paged, executionModel: any ExecutionModel,
@@ -45,6 +50,8 @@ public struct SimulationResult: Sendable {
     public var scalingEvents: [ScalingEvent]
     /// Wall-clock seconds the simulation took.
     public var wallSeconds: Double
+    /// CPU seconds of the simulating thread (robust to other processes on a shared machine).
+    public var cpuSeconds: Double
     /// Output tokens produced, counted step by step (equals the sum of the records' outputs).
     public var tokensEmitted: Int
     /// Preemptions of requests that had been re-admitted after a preemption and produced nothing since (thrashing).
@@ -81,6 +88,7 @@ public enum ServingSimulator {
     public static func run(_ requests: [InferenceRequest], configuration c: SimulationConfiguration,
                            progress: ((Int, Int) -> Void)? = nil) throws -> SimulationResult {
         let wallStart = DispatchTime.now().uptimeNanoseconds
+        let cpuStart = threadCPUSeconds()
         guard !requests.isEmpty else { throw SchedulingError(.invalidArgument, "the workload has no requests") }
         for r in requests { try r.validate() }
         try c.limits.validate()
@@ -94,10 +102,13 @@ public enum ServingSimulator {
             throw SchedulingError(.invalidConfiguration, "replica count is \(fixedReplicas); use 1 … 10,000")
         }
         let central = fixedReplicas > 1 || autoscaler != nil
+        let executionModel: any ExecutionModel = c.speculative.map { SpeculativeExecutionModel(target: c.executionModel, speculation: $0) } ?? c.executionModel
         func makeReplica(_ index: Int, at t: Double, ready: Double) throws -> Replica {
             var st = try SchedulerState(limits: c.limits, kv: c.kv, allocator: c.allocator, sloClasses: c.sloClasses, replica: index)
             st.usesPriority = c.policy.usesPriority
             st.usesTokenBudgetForPrefill = c.policy.usesTokenBudget
+            st.speculation = c.speculative
+            st.rng = SimulationRandom(seed: c.seed &+ UInt64(index))
             return Replica(state: st, policy: c.policy, readyAt: ready, startedAt: t)
         }
         var replicas: [Replica] = try (0..<fixedReplicas).map { try makeReplica($0, at: 0, ready: 0) }
@@ -115,8 +126,12 @@ public enum ServingSimulator {
         let total = sorted.count
         var lastProgress = 0
 
-        func queueDepth() -> Int { replicas.reduce(queue.count) { $0 + ($1.stoppedAt == nil ? $1.state.waitingCount : 0) } }
-        func doneCount() -> Int { replicas.reduce(0) { $0 + $1.state.records.count + $1.state.rejected.count } }
+        // Plain functions of their arguments: a local closure capturing `replicas` would box the array, and
+        // unoptimised builds then copy a replica's state on every mutation through the box.
+        func queueDepth(_ replicas: [Replica], _ queue: WaitingQueue) -> Int {
+            replicas.reduce(queue.count) { $0 + ($1.stoppedAt == nil ? $1.state.waitingCount : 0) }
+        }
+        func doneCount(_ replicas: [Replica]) -> Int { replicas.reduce(0) { $0 + $1.state.records.count + $1.state.rejected.count } }
 
         while true {
             // Next event time.
@@ -133,8 +148,11 @@ public enum ServingSimulator {
 
             // 1. Steps that end now.
             for i in replicas.indices where replicas[i].stepEnd == t {
-                replicas[i].state.completeStep(start: replicas[i].stepStart, end: t)
-                replicas[i].busyInWindow += t - replicas[i].stepStart
+                // Read the start first: a `replicas[i]` read inside the call's arguments would keep a copy of the
+                // replica (and its state's buffers) alive during the call in unoptimised builds, so every append copied.
+                let start = replicas[i].stepStart
+                replicas[i].state.completeStep(start: start, end: t)
+                replicas[i].busyInWindow += t - start
                 replicas[i].stepEnd = nil
             }
             // 2. Arrivals up to now.
@@ -156,7 +174,7 @@ public enum ServingSimulator {
             }
             // 3. Replicas whose cold start ends now.
             for i in replicas.indices where replicas[i].stoppedAt == nil && replicas[i].readyAt == t && replicas[i].startedAt < t {
-                events.append(ScalingEvent(time: t, event: "ready", replica: i, utilization: 0, queueDepth: queueDepth()))
+                events.append(ScalingEvent(time: t, event: "ready", replica: i, utilization: 0, queueDepth: queueDepth(replicas, queue)))
             }
             // 4. Autoscaler.
             if var a = autoscaler, t >= nextTick {
@@ -166,7 +184,7 @@ public enum ServingSimulator {
                 let util = live.isEmpty ? 0 : min(1, busy / (window * Double(live.count)))
                 for i in replicas.indices { replicas[i].busyInWindow = 0 }
                 let counted = replicas.filter { $0.stoppedAt == nil && !$0.draining }.count
-                let depth = queueDepth()
+                let depth = queueDepth(replicas, queue)
                 switch a.evaluate(now: t, utilization: util, queueDepth: depth, replicas: counted) {
                 case .scaleOut:
                     let index = replicas.count
@@ -197,9 +215,9 @@ public enum ServingSimulator {
                 replicas[i].policy = policy
                 switch decision {
                 case .run:
-                    let d = c.executionModel.stepTime(replicas[i].state.shape)
+                    let d = executionModel.stepTime(replicas[i].state.shape)
                     guard d.isFinite, d > 0 else {
-                        throw SchedulingError(.invalidConfiguration, "the execution model priced a step at \(d) s; step times must be finite and > 0 (\(c.executionModel.summary))")
+                        throw SchedulingError(.invalidConfiguration, "the execution model priced a step at \(d) s; step times must be finite and > 0 (\(executionModel.summary))")
                     }
                     replicas[i].stepStart = t
                     replicas[i].stepEnd = t + d
@@ -209,7 +227,7 @@ public enum ServingSimulator {
                     if let u = until, u <= t { replicas[i].wakeAt = nil }
                     if replicas[i].draining && replicas[i].state.activeCount == 0 {
                         replicas[i].stoppedAt = t
-                        events.append(ScalingEvent(time: t, event: "stopped", replica: i, utilization: 0, queueDepth: queueDepth()))
+                        events.append(ScalingEvent(time: t, event: "stopped", replica: i, utilization: 0, queueDepth: queueDepth(replicas, queue)))
                     }
                 }
             }
@@ -222,7 +240,7 @@ public enum ServingSimulator {
                     running += r.state.runningCount
                 }
                 finished = replicas.reduce(0) { $0 + $1.state.records.count }
-                samples.append(TimeSample(time: t, queueDepth: queueDepth(), running: running, kvUsage: live > 0 ? kvSum / Double(live) : 0,
+                samples.append(TimeSample(time: t, queueDepth: queueDepth(replicas, queue), running: running, kvUsage: live > 0 ? kvSum / Double(live) : 0,
                                           replicas: replicas.filter { $0.stoppedAt == nil }.count, finished: finished))
                 nextSample = t + sampleInterval
                 if let progress, finished - lastProgress >= max(1, total / 100) {
@@ -238,19 +256,19 @@ public enum ServingSimulator {
             if arrivalIndex >= total,
                replicas.allSatisfy({ $0.stoppedAt != nil || ($0.stepEnd == nil && $0.wakeAt == nil && $0.readyAt <= t) }),
                autoscaler == nil || queue.count == 0 {
-                throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount()) requests unfinished; the policy scheduled nothing although requests wait")
+                throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount(replicas)) requests unfinished; the policy scheduled nothing although requests wait")
             }
         }
-        if doneCount() < total {
-            throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount()) requests unfinished; the policy scheduled nothing although requests wait")
+        if doneCount(replicas) < total {
+            throw SchedulingError(.noProgress, "the simulation stalled at t = \(t) s with \(total - doneCount(replicas)) requests unfinished; the policy scheduled nothing although requests wait")
         }
         let end = t
         for i in replicas.indices where replicas[i].stoppedAt == nil { replicas[i].stoppedAt = end }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - wallStart) / 1e9
-        return summarize(replicas: replicas, configuration: c, samples: samples, events: events, wall: wall)
+        return summarize(replicas: replicas, configuration: c, samples: samples, events: events, wall: wall, cpu: threadCPUSeconds() - cpuStart)
     }
 
-    static func summarize(replicas: [Replica], configuration c: SimulationConfiguration, samples: [TimeSample], events: [ScalingEvent], wall: Double) -> SimulationResult {
+    static func summarize(replicas: [Replica], configuration c: SimulationConfiguration, samples: [TimeSample], events: [ScalingEvent], wall: Double, cpu: Double) -> SimulationResult {
         var records: [RequestRecord] = []
         var rejected: [RejectedRequest] = []
         var itl: [(value: Double, count: Int)] = []
@@ -280,7 +298,7 @@ public enum ServingSimulator {
         for (n, k) in hist.enumerated() where k > 0 { batchValues.append((Double(n), k)) }
         let gpus = Double(c.autoscaling?.gpusPerReplica ?? 1)
         let summary = SimulationSummary(
-            policy: c.policy.name, executionModel: c.executionModel.summary,
+            policy: c.policy.name, executionModel: (c.speculative.map { SpeculativeExecutionModel(target: c.executionModel, speculation: $0) } ?? c.executionModel).summary,
             completed: records.count, rejected: rejected.count, duration: duration,
             requestThroughput: Double(records.count) / duration,
             outputTokenThroughput: Double(outTokens) / duration,
@@ -300,9 +318,16 @@ public enum ServingSimulator {
             replicaHours: replicaSeconds * gpus / 3600,
             utilization: replicaSeconds > 0 ? busy / replicaSeconds : 0)
         return SimulationResult(summary: summary, records: records, rejected: rejected, timeSeries: samples,
-                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall,
+                                batchSizeHistogram: hist, scalingEvents: events, wallSeconds: wall, cpuSeconds: cpu,
                                 tokensEmitted: replicas.reduce(0) { $0 + $1.state.tokensEmitted },
                                 fruitlessPreemptions: replicas.reduce(0) { $0 + $1.state.fruitlessPreemptions },
                                 finalKVUsage: replicas.map(\.state.kvCacheUsage))
     }
+}
+
+/// CPU time consumed by the calling thread, in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -173,7 +173,8 @@ public struct SyntheticWorkload: Sendable, Hashable, Codable {
 /// CSV needs a header naming the columns. Accepted names (case-insensitive):
 /// arrival `arrival_time` | `timestamp` | `arrival`; prompt `prompt_tokens` | `input_tokens` |
 /// `context_tokens` | `prompt_len`; output `output_tokens` | `generated_tokens` | `output_len`;
-/// optional `priority`. JSON Lines objects use the same keys. Blank lines and lines starting
+/// optional `priority`. CSV fields are plain (no quoting). JSON Lines objects use the same keys and
+/// may add `prompt_token_ids` (an array of `prompt_tokens` integers) for exact prefix caching. Blank lines and lines starting
 /// with `#` are skipped. Requests are sorted by arrival time (stable). Malformed lines are
 /// reported with their 1-based line number.
 public enum TraceReader {
@@ -252,7 +253,25 @@ public enum TraceReader {
             for (v, what) in [(p, "prompt tokens"), (o, "output tokens"), (pr, "priority")] where v != v.rounded() || abs(v) > 1e9 {
                 throw SchedulingError(.malformedInput, "\(what) must be a whole number, got \(v)", line: lineNo)
             }
-            out.append(try makeRequest(id: out.count, arrival: a, prompt: Int(p), output: Int(o), priority: Int(pr), line: lineNo))
+            var request = try makeRequest(id: out.count, arrival: a, prompt: Int(p), output: Int(o), priority: Int(pr), line: lineNo)
+            if let raw = lowered["prompt_token_ids"] {
+                guard let list = raw as? [Any] else {
+                    throw SchedulingError(.malformedInput, "prompt_token_ids must be an array of integers", line: lineNo)
+                }
+                var ids: [Int] = []
+                ids.reserveCapacity(list.count)
+                for v in list {
+                    guard let d = jsonNumber(v), d == d.rounded(), abs(d) < 1e15 else {
+                        throw SchedulingError(.malformedInput, "prompt_token_ids must hold whole numbers", line: lineNo)
+                    }
+                    ids.append(Int(d))
+                }
+                guard ids.count == request.promptTokens else {
+                    throw SchedulingError(.malformedInput, "prompt_token_ids has \(ids.count) ids but prompt_tokens is \(request.promptTokens)", line: lineNo)
+                }
+                request.promptTokenIDs = ids
+            }
+            out.append(request)
         }
         guard !out.isEmpty else { throw SchedulingError(.malformedInput, "the JSONL trace holds no requests") }
         return sorted(out)

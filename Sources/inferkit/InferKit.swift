@@ -9,6 +9,7 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            Simulate.self,
             PlanCommand.self,
             VRAMCommand.self,
             PTUCommand.self,

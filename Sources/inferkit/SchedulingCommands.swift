@@ -23,6 +23,13 @@ struct Simulate: ParsableCommand {
     )
 }
 
+/// Prints `message` to stderr and returns the exit code to throw (1, without the usage text that
+/// ArgumentParser prints for `ValidationError`: the input was understood, its values were not).
+func commandFailure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode.failure
+}
+
 enum CLIError: Error, CustomStringConvertible {
     case usage(String)
     var description: String {
@@ -187,6 +194,9 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Autoscaling: most replicas.") var maxReplicas = 8
     @Option(help: "Autoscaling: cold-start delay (s).") var coldStart = 120.0
     @Option(help: "Autoscaling: cooldown between actions (s).") var cooldown = 60.0
+    @Option(help: "Speculative decoding: acceptance rate α of draft tokens (enables it).") var speculativeAlpha: Double?
+    @Option(help: "Speculative decoding: lookahead γ.") var speculativeGamma = 4
+    @Option(help: "Speculative decoding: draft/target step cost ratio c.") var speculativeCostRatio = 0.1
     @Flag(help: "Print JSON instead of a table.") var json = false
     @Option(help: "Write the time series (queue depth, KV usage, …) as CSV to this file.") var csv: String?
     @Option(help: "Write per-request results as CSV to this file.") var recordsCsv: String?
@@ -194,9 +204,9 @@ struct SimulateRun: ParsableCommand {
 
     func run() throws {
         do { try execute() } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         } catch let e as CLIError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 
@@ -204,13 +214,18 @@ struct SimulateRun: ParsableCommand {
         let requests = try workload.requests()
         let (model, kv) = try modelOptions.build()
         let names = compare ? ["none", "static", "dynamic", "continuous"] : [scheduler.policy]
+        let speculative = try speculativeAlpha.map {
+            try SpeculativeDecodingModel(acceptanceRate: $0, lookahead: speculativeGamma, costRatio: speculativeCostRatio)
+        }
         var results: [(String, SimulationResult)] = []
         for name in names {
-            let config = SimulationConfiguration(
+            var config = SimulationConfiguration(
                 policy: try scheduler.makePolicy(name), limits: try scheduler.limits(), kv: kv, allocator: try scheduler.allocatorKind(),
                 executionModel: model, sloClasses: [scheduler.slo], replicas: replicas,
                 autoscaling: autoscale ? AutoscalingConfiguration(minReplicas: max(1, replicas), maxReplicas: max(maxReplicas, replicas), cooldown: cooldown,
                                                                   coldStart: coldStart, gpusPerReplica: modelOptions.tensorParallel) : nil)
+            config.speculative = speculative
+            config.seed = workload.seed
             if !json { FileHandle.standardError.write(Data("simulating \(name): \(requests.count) requests, \(model.summary), \(kv.blockCount) KV blocks × \(kv.blockSize)\n".utf8)) }
             let r = try ServingSimulator.run(requests, configuration: config) { done, total in
                 if !json { FileHandle.standardError.write(Data("\r  \(done)/\(total) finished".utf8)) }
@@ -261,7 +276,8 @@ struct SimulateRun: ParsableCommand {
         if let svg {
             try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
             let cdfs = SimulationReport.latencyCDFs(results.map { ($0.0, $0.1.records) })
-            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) })
+            let span = (requests.map(\.arrivalTime).max() ?? 0) - (requests.map(\.arrivalTime).min() ?? 0)
+            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) }, until: compare ? 1.5 * span : nil)
             for (file, body) in [("ttft-cdf.svg", cdfs.ttft), ("e2e-cdf.svg", cdfs.e2e), ("kv-usage.svg", ts.kv), ("queue-depth.svg", ts.queue)] {
                 try body.write(toFile: (svg as NSString).appendingPathComponent(file), atomically: true, encoding: .utf8)
             }
@@ -298,7 +314,7 @@ struct SimulateFit: ParsableCommand {
                 print(String(format: "use: inferkit simulate --linear %.6g,%.6g,%.6g,%.6g", m.beta0, m.beta1, m.beta2, m.beta3))
             }
         } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 }
@@ -324,7 +340,7 @@ struct SimulateSpeculative: ParsableCommand {
                 print(String(format: "best γ up to 16: %d (%.2f× speed-up)", best.lookahead, best.speedup))
             }
         } catch let e as SchedulingError {
-            throw ValidationError(e.description)
+            throw commandFailure(e.description)
         }
     }
 }
@@ -341,11 +357,46 @@ struct BenchSimulator: ParsableCommand {
     @Option(help: "Repetitions of the speed run (the median is reported).") var repeats = 3
     @Option(help: "Requests per policy in the comparison.") var compareRequests = 20_000
     @Option(help: "Load as a fraction of the measured continuous-batching capacity.") var load = 0.9
+    @Option(help: "Batch size of static and dynamic batching in the comparison (default: maxNumSeqs).") var batchSize = 256
     @Flag(help: "A small, fast run (100k requests, 1 repetition, 5k per policy).") var quick = false
     @Option(help: "Write the comparison's SVG charts into this directory.") var svg: String?
+    @Option(help: "The Python baseline simulator to time in the same run (skipped when missing or python3 is absent).")
+    var pythonBaseline = "Documentation/benchmarks/simulator-baseline.py"
+    @Option(help: "Requests for the Python baseline.") var baselineRequests = 10_000
+
+    /// Runs the Python baseline on the same kind of workload with the same roofline constants.
+    func runPythonBaseline(model: RooflineStepModel, kv: KVCacheConfiguration, limits: SchedulerLimits, rate: Double, requests: Int) -> [String: Double]? {
+        guard FileManager.default.fileExists(atPath: pythonBaseline) else { return nil }
+        // Recover the roofline's linear constants from its term-by-term breakdown.
+        let r = model.roofline
+        let d1 = r.stepBreakdown(prefillTokens: 0, decodeTokens: 1, contextTokens: 0)
+        let d1c = r.stepBreakdown(prefillTokens: 0, decodeTokens: 1, contextTokens: 1000)
+        let p2 = r.stepBreakdown(prefillTokens: 2, decodeTokens: 0, contextTokens: 0)
+        let bytesKV = (d1c.bytes - d1.bytes) / 1000, attn = (d1c.flops - d1.flops) / 1000
+        let mm = p2.flops - d1.flops - 2 * attn
+        let params: [String: Double] = [
+            "flops_mm": mm, "flops_lm": d1.flops - mm, "flops_attn": attn, "bytes_weights": d1.bytes - bytesKV, "bytes_kv": bytesKV,
+            "flops_rate": d1.flops / d1.computeSeconds, "bytes_rate": d1.bytes / d1.memorySeconds, "overhead": d1.overheadSeconds,
+            "block_size": Double(kv.blockSize), "blocks": Double(kv.blockCount),
+            "max_num_seqs": Double(limits.maxNumSeqs), "max_batched_tokens": Double(limits.maxBatchedTokens),
+        ]
+        guard let json = try? JSONSerialization.data(withJSONObject: params), let paramText = String(data: json, encoding: .utf8) else { return nil }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", pythonBaseline, "--requests", "\(requests)", "--rate", "\(rate)", "--params", paramText]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        var out: [String: Double] = [:]
+        for (k, v) in obj { if let d = v as? Double { out[k] = d } else if let i = v as? Int { out[k] = Double(i) } }
+        return out
+    }
 
     func run() throws {
-        do { try execute() } catch let e as SchedulingError { throw ValidationError(e.description) }
+        do { try execute() } catch let e as SchedulingError { throw commandFailure(e.description) }
     }
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -368,30 +419,42 @@ struct BenchSimulator: ParsableCommand {
                      cap.outputTokenThroughput, load * 100, rate))
         // 2. Speed.
         let work = try SyntheticWorkload(arrivals: .poisson(rate: rate), count: n, seed: 7).generate()
-        var walls: [Double] = [], last: SimulationResult?
+        var walls: [Double] = [], cpus: [Double] = [], last: SimulationResult?
         for i in 0..<reps {
             let r = try ServingSimulator.run(work, configuration: config(ContinuousBatchingPolicy()))
-            log(String(format: "  run %d: %.2f s wall, %d steps", i + 1, r.wallSeconds, r.summary.steps))
+            log(String(format: "  run %d: %.2f s wall, %.2f s CPU, %d steps", i + 1, r.wallSeconds, r.cpuSeconds, r.summary.steps))
             walls.append(r.wallSeconds)
+            cpus.append(r.cpuSeconds)
             last = r
         }
-        let wall = walls.sorted()[walls.count / 2]
+        let wall = walls.sorted()[walls.count / 2], cpu = cpus.sorted()[cpus.count / 2]
         let s = last!.summary
         print("")
-        print("## Speed (\(n) requests, continuous batching, real KVBlockManager; median of \(reps))")
-        print(String(format: "wall %.2f s (runs: %@) → %.0f simulated requests/s, %.0f scheduler iterations/s (%d iterations)", wall,
-                     walls.map { String(format: "%.2f", $0) }.joined(separator: ", "), Double(n) / wall, Double(s.steps) / wall, s.steps))
-        print(String(format: "vs the ~350 requests/s of a Python simulator (vidur, DESIGN.md figure, not measured in this run): %.0f×", Double(n) / wall / 350))
+        print("## Speed (\(n) requests, continuous batching, real KVBlockManager, one thread; median of \(reps))")
+        print(String(format: "wall %.2f s (runs: %@), CPU %.2f s (runs: %@)", wall, walls.map { String(format: "%.2f", $0) }.joined(separator: ", "),
+                     cpu, cpus.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+        print(String(format: "→ %.0f simulated requests/s and %.0f scheduler iterations/s of wall time (%.0f and %.0f per CPU second); %d iterations",
+                     Double(n) / wall, Double(s.steps) / wall, Double(n) / cpu, Double(s.steps) / cpu, s.steps))
+        print(String(format: "vs the ~350 requests/s of a Python simulator (vidur; DESIGN.md figure, not measured in this run): %.0f× (wall)", Double(n) / wall / 350))
+        log("  Python baseline (\(baselineRequests) requests)…")
+        if let py = runPythonBaseline(model: model, kv: kv, limits: limits, rate: rate, requests: baselineRequests),
+           let pw = py["wall_seconds"], let pc = py["cpu_seconds"], let done = py["requests"], let steps = py["steps"] {
+            print(String(format: "in-run baseline, same simulation in Python (%@, %.0f requests): %.2f s wall, %.2f s CPU → %.0f requests/s, %.0f iterations/s (wall); TTFT p50 %.0f ms",
+                         pythonBaseline, done, pw, pc, done / pw, steps / pw, (py["ttft_p50"] ?? 0) * 1000))
+            print(String(format: "Swift / Python: %.0f× requests/s (wall), %.0f× requests per CPU second", (Double(n) / wall) / (done / pw), (Double(n) / cpu) / (done / pc)))
+        } else {
+            print("in-run Python baseline: not run (\(pythonBaseline) or python3 missing)")
+        }
         print(String(format: "simulated: %.0f s of serving, %.1f req/s, TTFT p50 %.0f ms p95 %.0f ms, TPOT p50 %.1f ms, mean batch %.0f, KV mean %.0f%%, preemptions %d",
                      s.duration, s.requestThroughput, s.ttft.p50 * 1000, s.ttft.p95 * 1000, s.tpot.p50 * 1000, s.batchSize.mean, s.meanKVUsage * 100, s.preemptions))
         // 3. Comparison at equal load.
         print("")
-        print("## Batching policies at equal load (\(nc) requests at \(String(format: "%.1f", rate)) req/s; static/dynamic batch 32, dynamic wait 50 ms)")
+        print("## Batching policies at equal load (\(nc) requests at \(String(format: "%.1f", rate)) req/s; static/dynamic batch \(batchSize), dynamic wait 50 ms)")
         let cwork = try SyntheticWorkload(arrivals: .poisson(rate: rate), count: nc, seed: 11).generate()
         var results: [(String, SimulationResult)] = []
-        for p: any BatchingPolicy in [NoBatchingPolicy(), try StaticBatchingPolicy(batchSize: 32), try DynamicBatchingPolicy(maxBatchSize: 32, maxWait: 0.05), ContinuousBatchingPolicy()] {
+        for p: any BatchingPolicy in [NoBatchingPolicy(), try StaticBatchingPolicy(batchSize: batchSize), try DynamicBatchingPolicy(maxBatchSize: batchSize, maxWait: 0.05), ContinuousBatchingPolicy()] {
             let r = try ServingSimulator.run(cwork, configuration: config(p))
-            log(String(format: "  %@: %.2f s wall", p.name, r.wallSeconds))
+            log(String(format: "  %@: %.2f s wall, %d steps", p.name, r.wallSeconds, r.summary.steps))
             results.append((p.name, r))
         }
         print(SimulationReport.table(results.map(\.1.summary)))
@@ -404,7 +467,7 @@ struct BenchSimulator: ParsableCommand {
         if let svg {
             try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
             let cdfs = SimulationReport.latencyCDFs(results.map { ($0.0, $0.1.records) })
-            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) })
+            let ts = SimulationReport.timeSeriesCharts(results.map { ($0.0, $0.1.timeSeries) }, until: 1.5 * (cwork.last!.arrivalTime - cwork[0].arrivalTime))
             for (file, body) in [("simulator-ttft-cdf.svg", cdfs.ttft), ("simulator-e2e-cdf.svg", cdfs.e2e), ("simulator-kv-usage.svg", ts.kv), ("simulator-queue-depth.svg", ts.queue)] {
                 try body.write(toFile: (svg as NSString).appendingPathComponent(file), atomically: true, encoding: .utf8)
             }

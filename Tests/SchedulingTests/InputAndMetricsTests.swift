@@ -59,6 +59,12 @@ import Testing
             #expect(r.rejected.first?.reason.contains("KV blocks") == true)
             #expect(Set(r.records.map(\.id)) == [0, 2])
         }
+        // Without chunked prefill a prompt must fit one step's token budget: 20 + 5 − 1 tokens > 16 → rejected.
+        let nc = try ServingSimulator.run([InferenceRequest(id: 3, arrivalTime: 0, promptTokens: 20, outputTokens: 5),
+                                           InferenceRequest(id: 4, arrivalTime: 0, promptTokens: 8, outputTokens: 5)], configuration: SimulationConfiguration(
+            policy: ContinuousBatchingPolicy(), limits: SchedulerLimits(maxBatchedTokens: 16, chunkedPrefill: false),
+            kv: KVCacheConfiguration(blockCount: 100), executionModel: try LinearStepModel.constant(0.01)))
+        #expect(nc.rejected.map(\.id) == [3] && nc.rejected[0].reason.contains("chunked prefill") && nc.records.map(\.id) == [4])
         // Longer than the model's context: rejected too.
         let r = try ServingSimulator.run([InferenceRequest(id: 5, arrivalTime: 0, promptTokens: 9000, outputTokens: 10)], configuration: SimulationConfiguration(
             policy: ContinuousBatchingPolicy(), kv: KVCacheConfiguration(blockCount: 10_000), executionModel: try LinearStepModel.constant(0.01)))

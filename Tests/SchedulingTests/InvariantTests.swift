@@ -102,3 +102,21 @@ import Testing
         #expect(cont.ttft.p95 < stat.ttft.p95)
     }
 }
+
+@Suite struct SpeculativeInvariantTests {
+    @Test func speculativeDecodingUnderMemoryPressureKeepsTheBooks() throws {
+        // The tight invariant workload with speculative decoding: KV grows by up to γ + 1 slots per step.
+        let reqs = try InvariantTests.workload(seed: 21)
+        let kv = KVCacheConfiguration(blockCount: 64, blockSize: 16, maxSequenceLength: 2048)
+        var config = SimulationConfiguration(policy: ContinuousBatchingPolicy(), limits: SchedulerLimits(maxNumSeqs: 32, maxBatchedTokens: 256),
+                                             kv: kv, executionModel: InvariantTests.model)
+        config.speculative = try SpeculativeDecodingModel(acceptanceRate: 0.7, lookahead: 3, costRatio: 0.05)
+        let r = try ServingSimulator.run(reqs, configuration: config)
+        #expect(r.records.count + r.rejected.count == reqs.count)
+        let requested = Dictionary(uniqueKeysWithValues: reqs.map { ($0.id, $0.outputTokens) })
+        #expect(r.tokensEmitted == r.records.reduce(0) { $0 + requested[$1.id]! })
+        #expect(r.records.allSatisfy { $0.outputTokens == requested[$0.id]! })
+        #expect(r.summary.preemptions > 0)
+        #expect(r.finalKVUsage[0].activeBlocks == 0 && r.finalKVUsage[0].sequences == 0)
+    }
+}

@@ -138,3 +138,29 @@ func chiSquare(counts: [Int], probs: [Double], n: Int) -> (stat: Double, df: Int
         #expect(r.summary.replicaHours > r.summary.duration / 3600 && r.summary.replicaHours < 6 * r.summary.duration / 3600)
     }
 }
+
+@Suite struct SpeculativeServingTests {
+    @Test func simulatedSpeedUpMatchesTheAnalyticModel() throws {
+        // One request, prompt 10, 4,001 outputs; every step costs β0 = 10 ms whatever its size.
+        // Plain decoding: 4,000 decode steps. Speculative (α 0.8, γ 4, c 0.1): each step costs 10 ms × (1 + 4·0.1) = 14 ms
+        // and emits (1 − 0.8⁵)/0.2 = 3.3616 tokens on average, so TPOT shrinks by the model's speed-up 3.3616 / 1.4 = 2.401.
+        // 4,000 tokens ≈ 1,190 steps: the relative standard error of the mean tokens per step is ≈ 1.1/3.36/√1190 ≈ 1 %.
+        let req = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 10, outputTokens: 4001)]
+        let model = try LinearStepModel.constant(0.01)
+        let spec = try SpeculativeDecodingModel(acceptanceRate: 0.8, lookahead: 4, costRatio: 0.1)
+        var config = SimulationConfiguration(policy: ContinuousBatchingPolicy(), kv: KVCacheConfiguration(blockCount: 1024), executionModel: model,
+                                             sloClasses: [ServiceLevelObjective()])
+        let plain = try ServingSimulator.run(req, configuration: config)
+        config.speculative = spec
+        let fast = try ServingSimulator.run(req, configuration: config)
+        #expect(abs(plain.records[0].tpot! - 0.01) < 1e-9)
+        let speedup = plain.records[0].tpot! / fast.records[0].tpot!
+        #expect(abs(speedup / spec.speedup - 1) < 0.04, "simulated \(speedup)× vs analytic \(spec.speedup)×")
+        #expect(fast.tokensEmitted == 4001 && fast.records[0].outputTokens == 4001)
+        #expect(fast.finalKVUsage[0].activeBlocks == 0)
+        // Deterministic under the seed; another seed draws other acceptances.
+        #expect(try ServingSimulator.run(req, configuration: config).records == fast.records)
+        config.seed = 99
+        #expect(try ServingSimulator.run(req, configuration: config).records != fast.records)
+    }
+}

@@ -145,6 +145,25 @@ import Testing
         #expect(close(n[0]!.e2e, 0.5) && close(n[1]!.e2e, 0.55) && f.summary.preemptions == 0)
     }
 
+    @Test func priorityPreemptsWhenKVMemoryBinds() throws {
+        // 8 blocks × 4 tokens, no watermark. R0 (priority 1, prompt 20 = 5 blocks, 5 outputs) at 0;
+        // R1 (priority 0, prompt 16 = 4 blocks, 2 outputs) at 0.15.
+        // [0, 0.1] R0 prefill → token 1. [0.1, 0.2] decode at position 20 opens block 6 → token 2.
+        // At 0.2 R1 needs 4 blocks, 2 are free: R0 is preempted (its 6 blocks freed), R1 prefills [0.2, 0.3] → TTFT 0.15,
+        // decodes [0.3, 0.4] → E2E 0.25. R0 (22 tokens = 6 blocks) cannot return while R1 holds 5; at 0.4 it recomputes
+        // [0.4, 0.5] → token 3, then tokens 4, 5 at 0.6, 0.7 → E2E 0.7.
+        let kv = KVCacheConfiguration(blockCount: 8, blockSize: 4, watermark: 0)
+        let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 20, outputTokens: 5, priority: 1),
+                    InferenceRequest(id: 1, arrivalTime: 0.15, promptTokens: 16, outputTokens: 2, priority: 0)]
+        let p = try Self.run(PriorityBatchingPolicy(), reqs, kv: kv)
+        let m = Self.byID(p)
+        #expect(close(m[1]!.ttft, 0.15) && close(m[1]!.e2e, 0.25))
+        #expect(close(m[0]!.e2e, 0.7) && m[0]!.preemptions == 1)
+        // FCFS: R1 waits for memory until R0 finishes at 0.5, then [0.5, 0.6] prefill, [0.6, 0.7] decode → E2E 0.55.
+        let f = try Self.run(ContinuousBatchingPolicy(), reqs, kv: kv)
+        #expect(close(Self.byID(f)[0]!.e2e, 0.5) && close(Self.byID(f)[1]!.e2e, 0.55) && f.summary.preemptions == 0)
+    }
+
     @Test func priorityNeverPreemptsForEqualPriority() throws {
         // Same shape as above but both priority 0: nobody is preempted, FCFS order holds.
         let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 4, outputTokens: 5),
@@ -184,5 +203,26 @@ import Testing
         #expect(close(m[0]!.e2e, 1.06))
         #expect(close(m[1]!.e2e, 1.46) && m[1]!.preemptions == 1)
         #expect(r.finalKVUsage[0].activeBlocks == 0 && r.finalKVUsage[0].hostUsedBlocks == 0)
+    }
+}
+
+@Suite struct TokenIDPrefixTests {
+    @Test func identicalTokenIDsShareCachedBlocks() throws {
+        // Prompts of 40 ids: R1 repeats R0's first 32 (two full 16-token blocks) then differs. t = 0.001 s per prefill token.
+        // R0 computes 40 tokens: 0.040 s. R1 (at 1 s) reuses 32 → computes 8: 0.008 s. R2 shares nothing → 0.040 s.
+        let base = Array(0..<40)
+        let r1 = Array(0..<32) + Array(100..<108)
+        let r2 = Array(500..<540)
+        let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 40, outputTokens: 1, promptTokenIDs: base),
+                    InferenceRequest(id: 1, arrivalTime: 1, promptTokens: 40, outputTokens: 1, promptTokenIDs: r1),
+                    InferenceRequest(id: 2, arrivalTime: 2, promptTokens: 40, outputTokens: 1, promptTokenIDs: r2)]
+        let r = try TimelineTests.run(ContinuousBatchingPolicy(), reqs, model: try LinearStepModel(beta0: 0, beta1: 0.001))
+        let m = TimelineTests.byID(r)
+        #expect(abs(m[0]!.ttft - 0.040) < 1e-9 && abs(m[1]!.ttft - 0.008) < 1e-9 && abs(m[2]!.ttft - 0.040) < 1e-9)
+        #expect(m[1]!.cachedPromptTokens == 32 && m[2]!.cachedPromptTokens == 0)
+        #expect(throws: SchedulingError.self) { try InferenceRequest(id: 9, arrivalTime: 0, promptTokens: 3, outputTokens: 1, promptTokenIDs: [1, 2]).validate() }
+        let j = try TraceReader.parseJSONLines("{\"arrival_time\": 0, \"prompt_tokens\": 3, \"output_tokens\": 1, \"prompt_token_ids\": [5, 6, 7]}")
+        #expect(j[0].promptTokenIDs == [5, 6, 7])
+        #expect { try TraceReader.parseJSONLines("{\"arrival_time\": 0, \"prompt_tokens\": 3, \"output_tokens\": 1, \"prompt_token_ids\": [5, 6]}") } throws: { ($0 as? SchedulingError)?.line == 1 }
     }
 }
