@@ -104,6 +104,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "QuantizeMatrix",
+            dependencies: ["Quantization", "TensorCore"],
+            path: "Examples/QuantizeMatrix",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",
