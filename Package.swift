@@ -53,7 +53,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
-        .target(name: "CInferenceKitQuantKernels"),
+        .target(name: "CInferenceKitQuantKernels", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
 

@@ -330,8 +330,33 @@ void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const 
 }
 
 // MARK: - Bandwidth probe
+//
+// Sums the buffer with the widest loads available, so the probe spends as little CPU per byte as the
+// kernels do and measures the memory system, not instruction throughput.
+
+#if IKQ_X86
+__attribute__((target("avx2"))) static uint64_t ikq_probe_avx2(const uint8_t *p, size_t bytes) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+    }
+    const __m256i a = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, a);
+    uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < bytes; i++) sum += p[i];
+    return sum;
+}
+#endif
 
 uint64_t ikq_read_bandwidth_probe(const void *p, size_t bytes) {
+#if IKQ_X86
+    if (ikq_detected_isa() >= IKQ_ISA_AVX2) return ikq_probe_avx2((const uint8_t *)p, bytes);
+#endif
     const uint64_t *u = (const uint64_t *)p;
     const size_t n = bytes / 8;
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
