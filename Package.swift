@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TensorCoreBLAS", targets: ["TensorCoreBLAS"]),
         .library(name: "TensorCoreOpenCL", targets: ["TensorCoreOpenCL"]),
         .library(name: "Quantization", targets: ["Quantization"]),
+        .library(name: "QuantizationOpenCL", targets: ["QuantizationOpenCL"]),
         .library(name: "KVPaging", targets: ["KVPaging"]),
         .library(name: "Scheduling", targets: ["Scheduling"]),
         .library(name: "Routing", targets: ["Routing"]),
@@ -55,6 +56,12 @@ let package = Package(
         // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
         .target(name: "CInferenceKitQuantKernels", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
+        // Quantized OpenCL kernels live apart so Quantization itself never links OpenCL.
+        .target(
+            name: "QuantizationOpenCL",
+            dependencies: ["Quantization", "TensorCore", "CInferenceKitOpenCL"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
 
         // MARK: Planning, scheduling, routing
@@ -90,7 +97,7 @@ let package = Package(
                 "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
                 "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
-                "CInferenceKitBLAS", "CInferenceKitQuantKernels",
+                "CInferenceKitBLAS", "CInferenceKitQuantKernels", "QuantizationOpenCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -121,6 +128,11 @@ let package = Package(
             name: "QuantizationTests",
             dependencies: ["Quantization", "TensorCore"],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QuantizationOpenCLTests",
+            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),

@@ -4,6 +4,7 @@ import CInferenceKitQuantKernels
 import Dispatch
 import Foundation
 import Quantization
+import QuantizationOpenCL
 import TensorCore
 
 // MARK: - Shared output helpers
@@ -190,6 +191,7 @@ struct BenchQuant: ParsableCommand {
     @Option(help: "Kernel path: avx512-vnni, avx2 or scalar (default: best detected).") var isa: String?
     @Option(help: "Formats for decode (comma separated).") var formats = "q8_0,q4_0,q4_1,int8,int4-g32,int4-g128-asym"
     @Flag(help: "Small sizes for a smoke run (1024², prefill 64×1024×1024, 64 MB).") var quick = false
+    @Flag(inversion: .prefixedNo, help: "Also time the OpenCL q8_0/q4_0 kernels on the first OpenCL device (PoCL on a CPU).") var opencl = true
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -206,11 +208,16 @@ struct BenchQuant: ParsableCommand {
         let shapes = quick ? [(1024, 1024)] : [(4096, 4096), (4096, 14336)]
         let gemm = quick ? (64, 1024, 1024) : (512, 4096, 4096)
 
+        var clRuntime: OpenCLQuantizedRuntime?
+        if opencl {
+            do { clRuntime = try OpenCLQuantizedRuntime() } catch { log("OpenCL rows skipped: \(error)") }
+        }
         var results: [[String: Any]] = []
         let bw = Self.readBandwidth(bytes: footprint, threads: threads, reps: reps).median
         log("read bandwidth (\(threads) threads, \(footprint >> 20) MB): \(String(format: "%.1f", bw)) GB/s")
         var lines: [String] = []
-        lines.append("Decode GEMV, \(threads) threads, weights rotated over ≥ \(footprint >> 20) MB; kernel path \(ISA.active.name)")
+        lines.append("Decode GEMV, \(threads) threads, weights rotated over ≥ \(footprint >> 20) MB; kernel path \(ISA.active.name)"
+            + (clRuntime.map { "; OpenCL device \($0.deviceDescription) (its own threads)" } ?? ""))
         lines.append("Each row: read bandwidth measured just before the case (same footprint, threads); medians of \(reps) (best in brackets).")
         lines.append("cpu columns: bytes per CPU-second per thread (process CPU time ÷ threads) for kernel and probe — a proxy robust to time-slicing on a loaded machine.")
         lines.append(QuantCLI.pad("shape [N, K]", 14) + QuantCLI.pad("weights", 16) + QuantCLI.lpad("bits/w", 7) + QuantCLI.lpad("µs", 8)
@@ -248,6 +255,14 @@ struct BenchQuant: ParsableCommand {
                 results.append(row(shape, f.name, qm.bitsPerWeight, (t.median, t.best), qm.bytes.count, probe.median, f32.median,
                                    cpu: (t.cpu, probe.cpu)))
             }
+            if let rt = clRuntime {
+                for f in [QuantizationFormat.q8_0, .q4_0] {
+                    let qm = try QuantCLI.wrap { try QuantizedMatrix.quantize(w, as: f) }
+                    let caseBW = Self.readBandwidth(bytes: footprint, threads: threads, reps: 3).median
+                    let t = try Self.openCLGEMV(rt, qm, footprint: footprint, reps: reps)
+                    results.append(row(shape, "opencl " + f.name, qm.bitsPerWeight, t, qm.bytes.count, caseBW, f32.median))
+                }
+            }
         }
         let (m, n, k) = gemm
         let flops = 2.0 * Double(m * n * k)
@@ -274,6 +289,29 @@ struct BenchQuant: ParsableCommand {
             lines.append(QuantCLI.pad(f.name, 16) + QuantCLI.lpad(String(format: "%.1f", us / 1e3), 10) + QuantCLI.lpad(String(format: "%.1f", flops / us / 1e3), 10)
                 + QuantCLI.lpad(String(format: "%.2f×", sg / us), 8))
             results.append(["kind": "gemm", "m": m, "n": n, "k": k, "weights": f.name, "ms": us / 1e3, "gflops": flops / us / 1e3, "speedup_vs_f32": sg / us])
+        }
+        if let rt = clRuntime {
+            // The OpenCL kernels compute one output per work-item (no tiling), which is slow for prefill on a
+            // CPU device: time them on the first 64 tokens and report GFLOP/s of that product.
+            let mcl = min(m, 64)
+            let xcl = try Tensor(shape: [mcl, k], scalars: Array(x.scalars[0..<(mcl * k)]))
+            let flopsCL = 2.0 * Double(mcl * n * k)
+            lines.append("(OpenCL rows: first \(mcl) tokens only; the F32 ratio compares GFLOP/s)")
+            for f in [QuantizationFormat.q8_0, .q4_0] {
+                let lin = try QuantCLI.wrap { try rt.makeLinear(QuantizedMatrix.quantize(w, as: f)) }
+                _ = try lin.apply(xcl)
+                var times: [Double] = []
+                for _ in 0..<max(1, min(reps, 3)) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = try lin.apply(xcl)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+                }
+                let us = Self.median(times)
+                let gf = flopsCL / us / 1e3, gfF32 = flops / sg / 1e3
+                lines.append(QuantCLI.pad("opencl " + f.name, 16) + QuantCLI.lpad(String(format: "%.1f", us / 1e3), 10) + QuantCLI.lpad(String(format: "%.1f", gf), 10)
+                    + QuantCLI.lpad(String(format: "%.2f×", gf / gfF32), 8))
+                results.append(["kind": "gemm", "m": mcl, "n": n, "k": k, "weights": "opencl " + f.name, "ms": us / 1e3, "gflops": gf, "speedup_vs_f32": gf / gfF32])
+            }
         }
         if json {
             try QuantCLI.printJSON(["threads": threads, "isa": ISA.active.name, "read_bandwidth_gbps": bw, "footprint_mb": footprint >> 20, "results": results])
@@ -343,6 +381,21 @@ struct BenchQuant: ParsableCommand {
         }
         let t = Array(times.dropFirst())
         return (median(t), t.min() ?? 0, median(Array(cpu.dropFirst())))
+    }
+
+    /// µs per OpenCL GEMV (upload of x and read-back of y included), rotating over distinct device copies.
+    static func openCLGEMV(_ rt: OpenCLQuantizedRuntime, _ qm: QuantizedMatrix, footprint: Int, reps: Int) throws -> (median: Double, best: Double) {
+        let copies = max(2, (footprint + qm.bytes.count - 1) / qm.bytes.count)
+        let lins = try (0..<copies).map { _ in try QuantCLI.wrap { try rt.makeLinear(qm) } }
+        let x = Tensor.random(shape: [1, qm.columns], seed: 5)
+        var times: [Double] = []
+        for _ in 0..<(reps + 1) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for l in lins { _ = try QuantCLI.wrap { try l.apply(x) } }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3 / Double(copies))
+        }
+        let t = Array(times.dropFirst())
+        return (median(t), t.min() ?? 0)
     }
 
     /// µs per Float32 OpenBLAS sgemm [m, k] × [n, k]ᵀ.
