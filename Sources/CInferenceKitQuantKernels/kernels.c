@@ -313,32 +313,37 @@ IKQ_DEFINE_TILE(ikq_tile_avx2, IKQ_AVX2_TARGET, IKQ_AVX2_DOT8, IKQ_AVX2_DOT4, 0.
 // group g + 1 in lanes 8–15), halving the instructions per weight byte of the 256-bit tile.
 __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static inline void ikq_pair_vnni512(
     const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, float *out, int64_t out_stride,
-    int64_t g, int64_t t, const int CODE8, const int KIND) {
+    int64_t g, int64_t t0, const int TT, const int CODE8, const int KIND) {
     const int64_t K = w->cols, nb = K / 32, nsc = nb >> w->scale_shift;
     const int64_t block_bytes = CODE8 ? 256 : 128;
     const __m512i nib = _mm512_set1_epi8(0x0F);
     const uint8_t *c0 = w->codes + g * nb * block_bytes, *c1 = c0 + nb * block_bytes;
-    const int8_t *x = q + t * K;
-    __m512 acc = _mm512_setzero_ps(), rs = _mm512_setzero_ps();
+    __m512 acc[TT];
+    for (int c = 0; c < TT; c++) acc[c] = _mm512_setzero_ps();
+    __m512 rs = _mm512_setzero_ps();
     if (w->row_scales) rs = _mm512_loadu_ps(w->row_scales + g * 8);
     const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? 128.0f : 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p0 = c0 + b * block_bytes, *p1 = c1 + b * block_bytes;
-        const int8_t *xb = x + b * 32;
-        __m512i ia = _mm512_setzero_si512();
+        __m512i ia[TT];
+        for (int c = 0; c < TT; c++) ia[c] = _mm512_setzero_si512();
         if (CODE8) {
             for (int j = 0; j < 8; j++) {
                 const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
                                                       _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
-                ia = _mm512_dpbusd_epi32(ia, wv, _mm512_set1_epi32(ikq_load_i32(xb + 4 * j)));
+                for (int c = 0; c < TT; c++)
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], wv, _mm512_set1_epi32(ikq_load_i32(q + (t0 + c) * K + b * 32 + 4 * j)));
             }
         } else {
             for (int j = 0; j < 4; j++) {
                 const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
                                                      _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
                 const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-                ia = _mm512_dpbusd_epi32(ia, lo, _mm512_set1_epi32(ikq_load_i32(xb + 8 * j)));
-                ia = _mm512_dpbusd_epi32(ia, hi, _mm512_set1_epi32(ikq_load_i32(xb + 8 * j + 4)));
+                for (int c = 0; c < TT; c++) {
+                    const int8_t *xp = q + (t0 + c) * K + b * 32 + 8 * j;
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], lo, _mm512_set1_epi32(ikq_load_i32(xp)));
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], hi, _mm512_set1_epi32(ikq_load_i32(xp + 4)));
+                }
             }
         }
         const int64_t si0 = (g * nsc + (b >> w->scale_shift)) * 8, si1 = si0 + nsc * 8;
@@ -346,39 +351,48 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
         if (!w->row_scales)
             sv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->scales + si0))),
                                                          _mm_loadu_si128((const __m128i *)(w->scales + si1)), 1));
-        const float dx = d[t * nb + b], sx = s[t * nb + b];
-        __m512 f = _mm512_cvtepi32_ps(ia);
+        __m512 zv = _mm512_setzero_ps(), mv = _mm512_setzero_ps();
         if (KIND == IKQ_WEIGHT_ZERO) {
             const __m128i z = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(w->zeros + si0)), _mm_loadl_epi64((const __m128i *)(w->zeros + si1)));
-            f = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)), _mm512_set1_ps(sx), f);
-        } else if (offset != 0.0f) {
-            f = _mm512_sub_ps(f, _mm512_set1_ps(offset * sx));
+            zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z));
         }
         if (KIND == IKQ_WEIGHT_MIN) {
             const int64_t mi0 = (g * nb + b) * 8, mi1 = mi0 + nb * 8;
-            const __m512 mv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->mins + mi0))),
-                                                                      _mm_loadu_si128((const __m128i *)(w->mins + mi1)), 1));
-            acc = _mm512_fmadd_ps(mv, _mm512_set1_ps(dx * sx), acc);
+            mv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->mins + mi0))),
+                                                         _mm_loadu_si128((const __m128i *)(w->mins + mi1)), 1));
         }
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(sv, _mm512_set1_ps(dx)), f, acc);
+        for (int c = 0; c < TT; c++) {
+            const float dx = d[(t0 + c) * nb + b], sx = s[(t0 + c) * nb + b];
+            __m512 f = _mm512_cvtepi32_ps(ia[c]);
+            if (KIND == IKQ_WEIGHT_ZERO) f = _mm512_fnmadd_ps(zv, _mm512_set1_ps(sx), f);
+            else if (offset != 0.0f) f = _mm512_sub_ps(f, _mm512_set1_ps(offset * sx));
+            if (KIND == IKQ_WEIGHT_MIN) acc[c] = _mm512_fmadd_ps(mv, _mm512_set1_ps(dx * sx), acc[c]);
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(sv, _mm512_set1_ps(dx)), f, acc[c]);
+        }
     }
-    float tmp[16];
-    _mm512_storeu_ps(tmp, acc);
     const int64_t valid = w->rows - g * 8 < 16 ? w->rows - g * 8 : 16;
-    for (int r = 0; r < valid; r++) out[t * out_stride + g * 8 + r] = tmp[r];
+    for (int c = 0; c < TT; c++) {
+        float tmp[16];
+        _mm512_storeu_ps(tmp, acc[c]);
+        for (int r = 0; r < valid; r++) out[(t0 + c) * out_stride + g * 8 + r] = tmp[r];
+    }
 }
 
 __attribute__((target(IKQ_VNNI_TARGET))) static void ikq_matmul_vnni_spec(const ikq_packed_matrix *w, const int8_t *q,
     const float *d, const float *s, int64_t tokens, float *out, int64_t os, int64_t g0, int64_t g1, const int CODE8, const int KIND) {
-    const int TILE = 6;
-    const int64_t tiled = tokens / TILE * TILE;
-    for (int64_t g = g0; g < g1; g++)
-        for (int64_t t = 0; t < tiled; t += TILE) ikq_tile_vnni(w, q, d, s, out, os, g, t, TILE, CODE8, KIND);
-    // Remaining tokens (all of them in decode): two groups per ZMM, then a last single group.
-    for (int64_t t = tiled; t < tokens; t++) {
-        int64_t g = g0;
-        for (; g + 2 <= g1; g += 2) ikq_pair_vnni512(w, q, d, s, out, os, g, t, CODE8, KIND);
-        for (; g < g1; g++) ikq_tile_vnni(w, q, d, s, out, os, g, t, 1, CODE8, KIND);
+    // Pairs of groups in ZMM registers: 8 tokens at a time, then the remaining tokens one by one
+    // (decode is the T = 1 case); an odd last group uses the 256-bit tile.
+    const int TILE = 8;
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) {
+        int64_t t = 0;
+        for (; t + TILE <= tokens; t += TILE) ikq_pair_vnni512(w, q, d, s, out, os, g, t, TILE, CODE8, KIND);
+        for (; t < tokens; t++) ikq_pair_vnni512(w, q, d, s, out, os, g, t, 1, CODE8, KIND);
+    }
+    for (; g < g1; g++) {
+        int64_t t = 0;
+        for (; t + 6 <= tokens; t += 6) ikq_tile_vnni(w, q, d, s, out, os, g, t, 6, CODE8, KIND);
+        for (; t < tokens; t++) ikq_tile_vnni(w, q, d, s, out, os, g, t, 1, CODE8, KIND);
     }
 }
 
