@@ -91,6 +91,11 @@ public struct GGUFWriter {
     // MARK: Encoding
 
     func header() throws -> [UInt8] {
+        if let v = metadata.first(where: { $0.key == "general.alignment" })?.value {
+            guard case let .uint32(a) = v, a > 0, a & (a - 1) == 0, a <= 1 << 20 else {
+                throw QuantizationError(.invalidMetadata, "general.alignment is \(v) (\(v.type)); set it to a u32 power of two such as 32")
+            }
+        }
         var out: [UInt8] = []
         out.u32(GGUFFile.magic)
         out.u32(3)
@@ -130,8 +135,24 @@ public struct GGUFWriter {
         return out
     }
 
-    /// Writes the file, producing one tensor at a time.
+    /// Writes the file, producing one tensor at a time. The bytes go to `path` + `.partial` first and
+    /// are renamed over `path` only when complete, so a failure never leaves a truncated file behind.
     public func write(to path: String) throws {
+        let partial = path + ".partial"
+        do {
+            try writeDirectly(to: partial)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        guard rename(partial, path) == 0 else {
+            let reason = String(describing: POSIXErrorCode(rawValue: errno).map { POSIXError($0) } as Any)
+            try? FileManager.default.removeItem(atPath: partial)
+            throw QuantizationError(.io, "cannot move the finished file to '\(path)'", underlying: reason)
+        }
+    }
+
+    func writeDirectly(to path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw QuantizationError(.io, "cannot create '\(path)'; check the directory exists and is writable")
         }

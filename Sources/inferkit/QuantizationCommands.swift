@@ -108,6 +108,11 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--type \(type): GGUF stores q8_0, q4_0 or q4_1; INT8/INT4 group formats have no GGUF type")
         }
         let fileType: UInt32 = format == .q8_0 ? 7 : format == .q4_0 ? 2 : 3
+        let inURL = URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL
+        let outURL = URL(fileURLWithPath: output).resolvingSymlinksInPath().standardizedFileURL
+        guard inURL.path != outURL.path else {
+            throw QuantCLIError(message: "OUT must differ from IN (\(input)); the input is memory-mapped while the output is written")
+        }
         let src = try QuantCLI.wrap { try GGUFFile(contentsOf: input) }
         var w = GGUFWriter()
         for (k, v) in src.metadataEntries { w.setMetadata(k, v) }

@@ -103,6 +103,28 @@ struct GGUFTests {
         #expect(throws: QuantizationError.self) { try GGUFFile(contentsOf: path + ".nope") }
     }
 
+    @Test func writerRejectsBadInput() throws {
+        var w = GGUFWriter()
+        w.setMetadata("general.alignment", .uint32(48))
+        #expect(throws: QuantizationError.self) { try w.serialize() }
+        w.setMetadata("general.alignment", .string("32"))
+        #expect(throws: QuantizationError.self) { try w.serialize() }
+        var v = GGUFWriter()
+        v.setMetadata("mixed", .array(elementType: .int32, [.int32(1), .string("x")]))
+        #expect(throws: QuantizationError.self) { try v.serialize() }
+        try v.addTensor(name: "t", type: .q8_0, dimensions: [32, 1], bytes: [UInt8](repeating: 0, count: 34))
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "t", type: .f32, dimensions: [1], bytes: [0, 0, 0, 0]) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "u", type: .q4_0, dimensions: [32, 1], bytes: [UInt8](repeating: 0, count: 17)) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "r", type: .f32, dimensions: [1, 1, 1, 1, 1], bytes: [0, 0, 0, 0]) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "i", matrix: QuantizedMatrix.quantize(Tensor.random(shape: [1, 32], seed: 1), as: .int8PerChannel)) }
+        // A failed write leaves neither the target nor the partial file behind.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ik-bad-\(UUID().uuidString).gguf").path
+        var bad = GGUFWriter()
+        try bad.addTensor(name: "x", typeID: 0, dimensions: [4], byteCount: 16) { throw QuantizationError(.io, "simulated failure") }
+        #expect(throws: QuantizationError.self) { try bad.write(to: path) }
+        #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".partial"))
+    }
+
     // MARK: Hostile files
 
     func expectCode(_ code: QuantizationError.Code, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
