@@ -3,10 +3,10 @@ import Foundation
 import Quantization
 import TensorCore
 
-/// OpenCL kernels for Q8_0, Q4_0 and Q4_1 weights, computing `y = x · Wᵀ` on any OpenCL device
+/// OpenCL kernels for every ``QuantizationFormat`` (Q8_0, Q4_0, Q4_1, INT8 per channel, INT4 grouped), computing `y = x · Wᵀ` on any OpenCL device
 /// (PoCL on CPUs, NVIDIA/AMD/Intel GPUs).
 ///
-/// The weights stay in their GGUF block layout on the device; each work-item computes one output
+/// The weights stay in their format's byte layout on the device; each work-item computes one output
 /// `(token, row)` by dequantizing blocks on the fly against Float32 activations, so the result equals
 /// dequantize-then-matmul up to Float32 summation order. This module is separate from `Quantization`
 /// so that using quantized formats never links OpenCL.
@@ -65,6 +65,49 @@ public final class OpenCLQuantizedRuntime: @unchecked Sendable {
             // Q4_0: w = d·(u − 8); Q4_1: w = d·u + m.
             const float m = withMin ? vload_half(1, (__global const half *)blk) : -8.0f * d;
             acc += d * s + m * sx;
+        }
+        y[(size_t)t * N + n] = acc;
+    }
+
+    // INT8 per channel, planar: N Float32 scales, then N × K int8 codes.
+    __kernel void matvec_int8(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T) {
+        const int n = get_global_id(0), t = get_global_id(1);
+        if (n >= N || t >= T) return;
+        const float scale = ((__global const float *)w)[n];
+        __global const char *row = (__global const char *)(w + (size_t)N * 4 + (size_t)n * K);
+        __global const float *xr = x + (size_t)t * K;
+        float s = 0.0f;
+        for (int k = 0; k < K; k += 4) s += dot(convert_float4(vload4(0, row + k)), vload4(0, xr + k));
+        y[(size_t)t * N + n] = scale * s;
+    }
+
+    // INT4 grouped, planar: N × K/G Float16 scales, [N × K/G uint8 zero points], N × K/2 code bytes
+    // packed per 32-weight sub-block like Q4_0. Symmetric groups use zero point 8.
+    __kernel void matvec_int4(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T, int G, int symmetric) {
+        const int n = get_global_id(0), t = get_global_id(1);
+        if (n >= N || t >= T) return;
+        const int groups = K / G;
+        const size_t zerosOffset = (size_t)N * groups * 2;
+        const size_t codesOffset = zerosOffset + (symmetric ? 0 : (size_t)N * groups);
+        __global const float *xr = x + (size_t)t * K;
+        float acc = 0.0f;
+        for (int g = 0; g < groups; g++) {
+            const size_t gi = (size_t)n * groups + g;
+            const float scale = vload_half(gi, (__global const half *)w);
+            const float z = symmetric ? 8.0f : (float)w[zerosOffset + gi];
+            float s = 0.0f, sx = 0.0f;
+            for (int sb = 0; sb < G / 32; sb++) {
+                const int k0 = g * G + sb * 32;
+                __global const uchar *c = w + codesOffset + ((size_t)n * K + k0) / 2;
+                __global const float *xb = xr + k0;
+                for (int j = 0; j < 16; j += 4) {
+                    const uchar4 v = vload4(0, c + j);
+                    const float4 x0 = vload4(0, xb + j), x1 = vload4(0, xb + 16 + j);
+                    s += dot(convert_float4(v & (uchar4)(0x0F)), x0) + dot(convert_float4(v >> (uchar4)(4)), x1);
+                    sx += dot(x0, (float4)(1.0f)) + dot(x1, (float4)(1.0f));
+                }
+            }
+            acc += scale * (s - z * sx);
         }
         y[(size_t)t * N + n] = acc;
     }
@@ -153,13 +196,13 @@ public final class OpenCLQuantizedRuntime: @unchecked Sendable {
         return cString(buf)
     }
 
-    /// Uploads a Q8_0/Q4_0/Q4_1 matrix.
+    /// Uploads a quantized matrix (any format).
     public func makeLinear(_ matrix: QuantizedMatrix) throws -> OpenCLQuantizedLinear {
         try OpenCLQuantizedLinear(runtime: self, matrix: matrix)
     }
 }
 
-/// A Q8_0/Q4_0/Q4_1 weight matrix `[N, K]` resident on an OpenCL device.
+/// A quantized weight matrix `[N, K]` resident on an OpenCL device.
 ///
 /// `@unchecked Sendable`: the buffer is written once in `init`; kernel launches go through the
 /// runtime's lock.
@@ -172,9 +215,6 @@ public final class OpenCLQuantizedLinear: LinearWeights, @unchecked Sendable {
     let kernel: cl_kernel
 
     init(runtime: OpenCLQuantizedRuntime, matrix: QuantizedMatrix) throws {
-        guard [.q8_0, .q4_0, .q4_1].contains(matrix.format) else {
-            throw QuantizationError(.unsupportedFormat, "the OpenCL kernels take q8_0, q4_0 or q4_1 weights, not \(matrix.format); use QuantizedLinear on the CPU")
-        }
         self.runtime = runtime
         format = matrix.format
         outputFeatures = matrix.rows
@@ -187,7 +227,14 @@ public final class OpenCLQuantizedLinear: LinearWeights, @unchecked Sendable {
             throw QuantizationError(.deviceFailure, "allocating \(matrix.bytes.count) bytes of weights on \(runtime.deviceDescription) failed", underlying: "status \(err)")
         }
         buffer = buf
-        guard let k = clCreateKernel(runtime.program, matrix.format == .q8_0 ? "matvec_q8_0" : "matvec_q4", &err), err == CL_SUCCESS else {
+        let name: String
+        switch matrix.format {
+        case .q8_0: name = "matvec_q8_0"
+        case .q4_0, .q4_1: name = "matvec_q4"
+        case .int8PerChannel: name = "matvec_int8"
+        case .int4Grouped: name = "matvec_int4"
+        }
+        guard let k = clCreateKernel(runtime.program, name, &err), err == CL_SUCCESS else {
             clReleaseMemObject(buf)
             throw QuantizationError(.deviceFailure, "clCreateKernel failed", underlying: "status \(err)")
         }
@@ -232,7 +279,16 @@ public final class OpenCLQuantizedLinear: LinearWeights, @unchecked Sendable {
         try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 3, 4, &nn), "clSetKernelArg")
         try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 4, 4, &kk), "clSetKernelArg")
         try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 5, 4, &tt), "clSetKernelArg")
-        if format != .q8_0 { try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 6, 4, &withMin), "clSetKernelArg") }
+        switch format {
+        case .q4_0, .q4_1:
+            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 6, 4, &withMin), "clSetKernelArg")
+        case let .int4Grouped(g, sym):
+            var group = cl_int(g), symmetric = cl_int(sym ? 1 : 0)
+            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 6, 4, &group), "clSetKernelArg")
+            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 7, 4, &symmetric), "clSetKernelArg")
+        default:
+            break
+        }
         var global = [(n + 63) / 64 * 64, tokens]
         try OpenCLQuantizedRuntime.check(clEnqueueNDRangeKernel(runtime.queue, kernel, 2, nil, &global, nil, 0, nil, nil), "clEnqueueNDRangeKernel")
         return try Tensor(shape: outShape) { out in
