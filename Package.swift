@@ -97,7 +97,8 @@ let package = Package(
                 "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
                 "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
-                "CInferenceKitBLAS", "CInferenceKitQuantKernels", "QuantizationOpenCL",
+                "CInferenceKitBLAS", "CInferenceKitQuantKernels",
+                "QuantizationOpenCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
