@@ -46,8 +46,11 @@ public struct GGUFWriter {
 
     /// Adds a tensor whose bytes are produced when the file is written.
     /// - Parameters:
-    ///   - dimensions: GGUF order, contiguous dimension first (`[columns, rows]` for a matrix).
+    ///   - name: the tensor's name, unique in the file.
     ///   - typeID: a raw ggml type id (any id, so unknown types can be copied through).
+    ///   - dimensions: GGUF order, contiguous dimension first (`[columns, rows]` for a matrix).
+    ///   - byteCount: the size of the data; checked against the type and dimensions for known types.
+    ///   - produce: returns exactly `byteCount` bytes; called once, in tensor order, while writing.
     public mutating func addTensor(name: String, typeID: UInt32, dimensions: [Int], byteCount: Int, produce: @escaping () throws -> [UInt8]) throws {
         guard !tensors.contains(where: { $0.name == name }) else {
             throw QuantizationError(.invalidMetadata, "tensor '\(name)' was added twice")
@@ -69,7 +72,7 @@ public struct GGUFWriter {
         try addTensor(name: name, typeID: type.rawValue, dimensions: dimensions, byteCount: bytes.count) { bytes }
     }
 
-    /// Adds a Float32 tensor (shape outermost first, as ``Tensor`` uses).
+    /// Adds a Float32 tensor (shape outermost first, as `Tensor` uses).
     public mutating func addTensor(name: String, float32 tensor: Tensor) throws {
         var b = [UInt8](repeating: 0, count: tensor.elementCount * 4)
         tensor.withUnsafeBufferPointer { src in

@@ -16,7 +16,7 @@ public protocol LinearWeights: Sendable {
     func apply(_ x: Tensor, backend: some ComputeBackend) throws -> Tensor
 }
 
-/// Float32 weights `[N, K]`, multiplied on the given ``ComputeBackend`` (`x · Wᵀ` via `transposeB`).
+/// Float32 weights `[N, K]`, multiplied on the given `ComputeBackend` (`x · Wᵀ` via `transposeB`).
 public struct DenseLinear: LinearWeights {
     public let weight: Tensor
     public init(weight: Tensor) throws {

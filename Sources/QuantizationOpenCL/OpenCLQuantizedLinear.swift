@@ -3,7 +3,7 @@ import Foundation
 import Quantization
 import TensorCore
 
-/// OpenCL kernels for every ``QuantizationFormat`` (Q8_0, Q4_0, Q4_1, INT8 per channel, INT4 grouped), computing `y = x · Wᵀ` on any OpenCL device
+/// OpenCL kernels for every `QuantizationFormat` (Q8_0, Q4_0, Q4_1, INT8 per channel, INT4 grouped), computing `y = x · Wᵀ` on any OpenCL device
 /// (PoCL on CPUs, NVIDIA/AMD/Intel GPUs).
 ///
 /// The weights stay in their format's byte layout on the device; each work-item computes one output
