@@ -284,6 +284,9 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
         IKQ_KERNEL_BODY(DOT8, DOT4, OFF)                                                                                \
     }
 
+#ifndef IKQ_PREFETCH_AHEAD
+#define IKQ_PREFETCH_AHEAD 2048
+#endif
 #define IKQ_VNNI_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define IKQ_AVX2_TARGET "avx2,fma,f16c"
 
@@ -325,6 +328,12 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
     const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? 128.0f : 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p0 = c0 + b * block_bytes, *p1 = c1 + b * block_bytes;
+        if (TT == 1) {  // decode streams the weights once: prefetch both row groups ~1 KB ahead
+            for (int64_t o = 0; o < block_bytes; o += 64) {
+                _mm_prefetch((const char *)(p0 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(p1 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
+            }
+        }
         __m512i ia[TT];
         for (int c = 0; c < TT; c++) ia[c] = _mm512_setzero_si512();
         if (CODE8) {
