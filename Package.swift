@@ -101,6 +101,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "BLASAttention",
+            dependencies: ["TensorCore", "TensorCoreBLAS"],
+            path: "Examples/BLASAttention",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",

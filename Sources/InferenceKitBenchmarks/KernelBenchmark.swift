@@ -19,6 +19,8 @@ public struct KernelBenchmarkConfiguration: Sendable {
     /// Bytes of the read buffer of the bandwidth baseline (8× a 32 MiB L3 by default).
     public var bandwidthBytes: Int
     public var quick: Bool
+    /// Complete passes over the workloads; rows report the median of the passes' medians, ratios the median ratio.
+    public var runs: Int
     /// The command line, recorded in the report.
     public var command: String
 
@@ -34,6 +36,7 @@ public struct KernelBenchmarkConfiguration: Sendable {
         self.bandwidthThreads = 2
         self.bandwidthBytes = 256 << 20
         self.command = command
+        self.runs = 1
     }
 }
 
@@ -68,19 +71,65 @@ public struct KernelBenchmark {
             }
         }
 
-        var results: [KernelResult] = []
-        var ratios: [KernelRatio] = []
-        for (index, w) in config.workloads.enumerated() {
-            progress("[\(index + 1)/\(config.workloads.count)] \(w.label)…")
-            let rows = measure(w, live, bandwidth: bandwidth)
-            results += rows
-            ratios += Self.ratios(for: w, rows, bandwidth: bandwidth)
+        var runResults: [[KernelResult]] = []
+        var runRatios: [[KernelRatio]] = []
+        let runs = max(1, config.runs)
+        for run in 0..<runs {
+            var results: [KernelResult] = []
+            var ratios: [KernelRatio] = []
+            for (index, w) in config.workloads.enumerated() {
+                let prefix = runs > 1 ? "run \(run + 1)/\(runs) " : ""
+                progress("\(prefix)[\(index + 1)/\(config.workloads.count)] \(w.label)…")
+                let rows = measure(w, live, bandwidth: bandwidth)
+                results += rows
+                ratios += Self.ratios(for: w, rows, bandwidth: bandwidth)
+            }
+            runResults.append(results)
+            runRatios.append(ratios)
         }
+        let results = Self.merge(runResults)
+        let ratios = Self.merge(runRatios)
         let blasConfig = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
         return KernelBenchmarkReport(
             command: config.command, date: ISO8601DateFormatter().string(from: Date()), quick: config.quick,
             machine: .current(blas: "\(blasConfig.trimmingCharacters(in: .whitespaces)), \(openblas_get_num_threads()) threads"),
-            backends: devices, bandwidth: bandwidth, results: results, ratios: ratios, totalSeconds: now() - started)
+            backends: devices, bandwidth: bandwidth, results: results, ratios: ratios, runs: runs, totalSeconds: now() - started)
+    }
+
+    // MARK: - Repeated runs
+
+    /// Rows of several runs → one row each: the median of the runs' medians.
+    static func merge(_ runs: [[KernelResult]]) -> [KernelResult] {
+        guard var merged = runs.first, runs.count > 1 else { return runs.first ?? [] }
+        for i in merged.indices {
+            let same = runs.compactMap { rows in
+                rows.first { $0.workload == merged[i].workload && $0.backend == merged[i].backend && $0.mode == merged[i].mode }
+            }
+            let medians = same.compactMap(\.medianSeconds)
+            guard let median = TimingSamples(seconds: medians).median else { continue }
+            var r = merged[i]
+            r.medianSeconds = median
+            r.minSeconds = same.compactMap(\.minSeconds).min()
+            r.maxSeconds = same.compactMap(\.maxSeconds).max()
+            r.repetitions = same.map(\.repetitions).reduce(0, +)
+            r.runMedians = medians
+            r.gflops = r.flopsPerCall > 0 ? r.flopsPerCall / median / 1e9 : nil
+            r.gbps = r.bytesPerCall / median / 1e9
+            r.kvGBps = r.kvBytesPerCall > 0 ? r.kvBytesPerCall / median / 1e9 : nil
+            merged[i] = r
+        }
+        return merged
+    }
+
+    /// Ratios of several runs → the median per ratio, with every run's value kept.
+    static func merge(_ runs: [[KernelRatio]]) -> [KernelRatio] {
+        guard var merged = runs.first, runs.count > 1 else { return runs.first ?? [] }
+        for i in merged.indices {
+            let values = runs.compactMap { $0.first { $0.name == merged[i].name }?.value }
+            merged[i].value = TimingSamples(seconds: values).median ?? merged[i].value
+            merged[i].runs = values
+        }
+        return merged
     }
 
     // MARK: - Measuring one workload
@@ -105,7 +154,8 @@ public struct KernelBenchmark {
         var skipped: [KernelResult] = []
         func row(_ backend: String, _ mode: MeasurementMode, variant: String? = nil, note: String? = nil) -> KernelResult {
             KernelResult(workload: w.label, kind: w.kind, backend: backend, mode: mode, variant: variant, medianSeconds: nil,
-                         minSeconds: nil, maxSeconds: nil, repetitions: 0, gflops: nil, gbps: nil, kvGBps: nil, note: note)
+                         minSeconds: nil, maxSeconds: nil, repetitions: 0, runMedians: nil, gflops: nil, gbps: nil, kvGBps: nil,
+                         flopsPerCall: w.flops, bytesPerCall: w.bytes, kvBytesPerCall: w.kvBytes, note: note)
         }
 
         for (b, backend, runner) in live {
@@ -162,10 +212,12 @@ public struct KernelBenchmark {
                 candidates[i].failed = "failed: \(error)"
             }
         }
-        // Round-robin so that drift on a shared machine affects every row alike.
+        // Round-robin so that drift on a shared machine affects every row alike; each round starts one row
+        // later, so no row always follows the same neighbour (whose threads may still be spinning down).
         var round = 0
         while candidates.contains(where: { $0.failed == nil && $0.samples.seconds.count < $0.target }) {
-            for i in candidates.indices where candidates[i].failed == nil && candidates[i].samples.seconds.count < candidates[i].target {
+            let order = (0..<candidates.count).map { (round + $0) % candidates.count }
+            for i in order where candidates[i].failed == nil && candidates[i].samples.seconds.count < candidates[i].target {
                 do {
                     let t = try timeOnce { try candidates[i].run(round) }
                     candidates[i].samples.seconds.append(t)
@@ -186,10 +238,12 @@ public struct KernelBenchmark {
                 r.minSeconds = c.samples.minimum
                 r.maxSeconds = c.samples.maximum
                 r.repetitions = c.samples.seconds.count
-                let flops = c.flops ?? w.flops
-                r.gflops = flops > 0 ? flops / median / 1e9 : nil
-                r.gbps = (c.bytes ?? w.bytes) / median / 1e9
-                if w.isAttention && c.flops == nil { r.kvGBps = w.kvBytes / median / 1e9 }
+                r.flopsPerCall = c.flops ?? w.flops
+                r.bytesPerCall = c.bytes ?? w.bytes
+                r.kvBytesPerCall = c.flops == nil ? w.kvBytes : 0
+                r.gflops = r.flopsPerCall > 0 ? r.flopsPerCall / median / 1e9 : nil
+                r.gbps = r.bytesPerCall / median / 1e9
+                r.kvGBps = r.kvBytesPerCall > 0 ? r.kvBytesPerCall / median / 1e9 : nil
             }
             rows.append(r)
         }
