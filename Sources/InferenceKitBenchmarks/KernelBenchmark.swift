@@ -16,7 +16,7 @@ public struct KernelBenchmarkConfiguration: Sendable {
     /// Independent key/value caches decode rotates through (≥ 4 × 32 MiB defeats a 32 MiB L3).
     public var decodeCacheCopies: Int
     public var bandwidthThreads: Int
-    /// Bytes of the read buffer of the bandwidth baseline (8× a 32 MiB L3 by default).
+    /// Bytes of the read buffer of the start-of-run bandwidth figure (8× a 32 MiB L3 by default).
     public var bandwidthBytes: Int
     public var quick: Bool
     /// Complete passes over the workloads; rows report the median of the passes' medians, ratios the median ratio.
@@ -55,7 +55,7 @@ public struct KernelBenchmark {
         let started = now()
         let config = configuration
         progress("measuring memory bandwidth (\(config.bandwidthThreads) threads)…")
-        let bandwidth = MemoryBandwidth.measure(threads: config.bandwidthThreads, repetitions: config.quick ? 3 : 5)
+        let bandwidth = MemoryBandwidth.measure(threads: config.bandwidthThreads, readBytes: config.bandwidthBytes, copyBytes: config.bandwidthBytes / 2, repetitions: config.quick ? 3 : 5)
 
         // Create each backend once.
         var live: [(BenchmarkBackend, any ComputeBackend, (any DeviceKernelRunner)?)] = []
@@ -159,6 +159,7 @@ public struct KernelBenchmark {
         }
 
         for (b, backend, runner) in live {
+            if let kinds = b.kinds, !kinds.contains(w.kind) { continue }
             if let limit = b.flopLimit, w.flops > limit {
                 skipped.append(row(b.name, .endToEnd, note: String(format: "skipped: the %@ backend runs only calls ≤ %.1f GFLOP (this one is %.1f)", b.name, limit / 1e9, w.flops / 1e9)))
                 continue
@@ -192,13 +193,15 @@ public struct KernelBenchmark {
             c.bytes = 12 * Double(n) * Double(n)
             candidates.append(c)
         case .decodeAttention:
-            // Memory read bandwidth, timed in the same rounds as the kernels (the machine may be shared).
-            let probe = MemoryReadProbe(bytes: config.bandwidthBytes, threads: config.bandwidthThreads)
+            // Memory read bandwidth, timed in the same rounds as the kernels (the machine may be shared): each
+            // run reads as many bytes as decode's K/V, from as many rotating buffers as decode has caches.
+            let copies = max(1, config.decodeCacheCopies)
+            let probe = MemoryReadProbe(bytes: Int(w.kvBytes), chunks: copies, threads: config.bandwidthThreads)
             var c = Candidate(result: row("memory read (\(config.bandwidthThreads) threads)", .baseline,
-                                          variant: "sum of a \(config.bandwidthBytes >> 20) MiB buffer"),
-                              run: { _ in probe.run() })
+                                          variant: "sum of \(Int(w.kvBytes) >> 20) MiB, rotating over \(copies) buffers"),
+                              run: { i in probe.run(i) })
             c.flops = 0
-            c.bytes = Double(config.bandwidthBytes)
+            c.bytes = w.kvBytes
             candidates.append(c)
         }
 
