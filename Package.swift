@@ -114,6 +114,11 @@ let package = Package(
             dependencies: ["TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "InferenceKitBenchmarksTests",
+            dependencies: ["InferenceKitBenchmarks", "TensorCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),

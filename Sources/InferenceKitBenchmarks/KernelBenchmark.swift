@@ -13,6 +13,10 @@ public struct KernelBenchmarkConfiguration: Sendable {
     public var repetitions: Int
     /// A row whose warm-up took longer than this is timed only 3 times.
     public var slowRowSeconds: Double
+    /// Rows faster than this are run once untimed right before each timed run (steady state for short calls).
+    public var rewarmBelowSeconds: Double
+    /// Pause before each timed run of a short row (see ``rewarmBelowSeconds``), in microseconds.
+    public var settleMicroseconds: UInt32
     /// Independent key/value caches decode rotates through (≥ 4 × 32 MiB defeats a 32 MiB L3).
     public var decodeCacheCopies: Int
     public var bandwidthThreads: Int
@@ -33,6 +37,8 @@ public struct KernelBenchmarkConfiguration: Sendable {
         self.repetitions = quick ? 3 : 7
         self.slowRowSeconds = quick ? 0.5 : 2
         self.decodeCacheCopies = 4
+        self.rewarmBelowSeconds = 0.05
+        self.settleMicroseconds = 2000
         self.bandwidthThreads = 2
         self.bandwidthBytes = 256 << 20
         self.command = command
@@ -41,8 +47,8 @@ public struct KernelBenchmarkConfiguration: Sendable {
 }
 
 /// The kernel benchmark: every workload on every available backend, with raw `sgemm` and memory bandwidth
-/// baselines measured in the same run, rows of one workload timed interleaved (round-robin) so that machine
-/// noise hits them alike.
+/// baselines measured in the same run, rows of one workload timed interleaved (in shuffled rounds) so that
+/// machine noise hits them alike.
 public struct KernelBenchmark {
     public var configuration: KernelBenchmarkConfiguration
 
@@ -140,6 +146,7 @@ public struct KernelBenchmark {
         var run: (Int) throws -> Void
         var samples = TimingSamples()
         var target = 0
+        var warmSeconds = Double.infinity
         var failed: String?
         /// FLOPs and bytes of one call when they differ from the workload's (the same-FLOPs GEMM baseline).
         var flops: Double?
@@ -211,17 +218,31 @@ public struct KernelBenchmark {
                 var warm = 0.0
                 for r in 0..<max(1, config.warmups) { warm = try timeOnce { try candidates[i].run(r) } }
                 candidates[i].target = warm > config.slowRowSeconds ? 3 : config.repetitions
+                candidates[i].warmSeconds = warm
             } catch {
                 candidates[i].failed = "failed: \(error)"
             }
         }
-        // Round-robin so that drift on a shared machine affects every row alike; each round starts one row
-        // later, so no row always follows the same neighbour (whose threads may still be spinning down).
+        // Rounds: every row once per round, in a freshly shuffled order, so that drift on a shared machine hits
+        // every row alike and no row always follows the same neighbour. A row that runs in under
+        // ``KernelBenchmarkConfiguration/rewarmBelowSeconds`` is first run once untimed in its slot: short calls
+        // would otherwise measure how long the previous row's threads (OpenBLAS's pool, PoCL's workers) take to
+        // wake up or spin down rather than the kernel itself.
         var round = 0
+        var rng = SplitMix64(seed: 0x5EED)
         while candidates.contains(where: { $0.failed == nil && $0.samples.seconds.count < $0.target }) {
-            let order = (0..<candidates.count).map { (round + $0) % candidates.count }
+            var order = Array(candidates.indices)
+            order.shuffle(using: &rng)
             for i in order where candidates[i].failed == nil && candidates[i].samples.seconds.count < candidates[i].target {
                 do {
+                    // The untimed run uses input set `round + 2`, so decode's timed run still reads a cache
+                    // that three other caches (96 MiB) have passed through since it was last touched.
+                    if candidates[i].warmSeconds < config.rewarmBelowSeconds {
+                        try candidates[i].run(round + 2)
+                        // Yield briefly: on a shared machine the scheduler then starts the timed call with a fresh
+                        // slice instead of preempting it part-way (short calls otherwise measure our CPU share).
+                        if config.settleMicroseconds > 0 { usleep(config.settleMicroseconds) }
+                    }
                     let t = try timeOnce { try candidates[i].run(round) }
                     candidates[i].samples.seconds.append(t)
                 } catch {
@@ -327,8 +348,10 @@ public struct KernelBenchmark {
             for r in measured where r.backend != "reference" {
                 guard let kv = r.kvGBps else { continue }
                 let bar: Double? = r.backend == "blas" ? 0.5 : nil
-                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / measured read bandwidth — \(w.label)", workload: w.label,
+                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / read bandwidth, same rounds — \(w.label)", workload: w.label,
                                        value: kv / read, bar: bar))
+                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / read bandwidth, \(bandwidth.readBufferBytes >> 20) MiB at start — \(w.label)",
+                                       workload: w.label, value: kv / bandwidth.readGBps, bar: bar))
             }
         }
         return out
