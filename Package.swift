@@ -100,6 +100,12 @@ let package = Package(
             path: "Examples/BackendTour",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "OpenCLMatmul",
+            dependencies: ["TensorCore", "TensorCoreOpenCL", "CInferenceKitBLAS"],
+            path: "Examples/OpenCLMatmul",
+            swiftSettings: swiftSettings
+        ),
 
         .executableTarget(
             name: "BLASAttention",

@@ -28,11 +28,26 @@ public final class OpenCLBackend: ComputeBackend {
     public enum MatmulKernelVariant: String, Sendable, Hashable, CaseIterable {
         /// Work-groups of 16×16 work-items stage 16-deep slices of 64×64 tiles of `a` and `b` in local
         /// memory; each work-item accumulates a 4×4 block in registers. The GPU kernel; on CPU devices it
-        /// runs at about 1% of OpenBLAS, so it is never chosen there automatically.
+        /// runs at a few percent of OpenBLAS, so it is never chosen there automatically.
         case tiledLocalMemory = "tiled-local-memory"
-        /// Each work-item computes an 8×16 block with eight `float16` accumulators, reading 8 values of `a`
-        /// and 16 of `b` per step of `k` from packed panels (or the operands directly when their layout
-        /// already matches). The CPU kernel (PoCL): wide vector FMAs and no barriers.
+        /// Each work-item computes an 8×32 block with sixteen `float16` accumulators, reading 8 values of `a`
+        /// and 32 of `b` per step of `k` from packed panels (`a` directly when its layout already matches).
+        /// The CPU kernel (PoCL): wide vector FMAs and no barriers. Products with at most 8 rows of `a`
+        /// (decode steps) use few-row kernels of the same family that stream `b` in place.
+        case registerBlockedVector = "register-blocked-vector"
+    }
+
+    /// The two attention kernels.
+    public enum AttentionKernelVariant: String, Sendable, Hashable, CaseIterable {
+        /// One work-item per query row walks the keys in blocks of 32 with an online softmax; work-groups of
+        /// 32 rows on GPUs read each key together, and accumulate in a `[D, rows]` scratch so neighbouring
+        /// work-items touch neighbouring addresses. With few rows (decode) each row's keys are split into
+        /// ranges processed in parallel and merged by a second kernel.
+        case rowwise = "rowwise-online-softmax"
+        /// One work-item per block of 8 rows of one KV head (the rows run over the query heads sharing it and
+        /// their positions): scores for 16 keys at a time from 16-wide dot products, online softmax per row,
+        /// and the `P·V` update 16 dimensions at a time in eight `float16` registers — matmul-like register
+        /// blocking for CPU devices.
         case registerBlockedVector = "register-blocked-vector"
     }
 
@@ -43,10 +58,14 @@ public final class OpenCLBackend: ComputeBackend {
         /// Force one matmul kernel; `nil` (the default) chooses by device type — tiled on GPUs and
         /// accelerators, register-blocked on CPUs.
         public var matmulKernel: MatmulKernelVariant?
+        /// Force one attention kernel; `nil` (the default) chooses by device type — register-blocked on CPUs,
+        /// row-wise elsewhere.
+        public var attentionKernel: AttentionKernelVariant?
 
-        public init(device: OpenCLDeviceSelector = .automatic, matmulKernel: MatmulKernelVariant? = nil) {
+        public init(device: OpenCLDeviceSelector = .automatic, matmulKernel: MatmulKernelVariant? = nil, attentionKernel: AttentionKernelVariant? = nil) {
             self.device = device
             self.matmulKernel = matmulKernel
+            self.attentionKernel = attentionKernel
         }
     }
 
@@ -94,10 +113,10 @@ public final class OpenCLBackend: ComputeBackend {
     /// Copies `tensor` into a new device buffer (blocking).
     public func upload(_ tensor: Tensor) throws -> OpenCLTensor {
         try checkIndexable(tensor.elementCount, "upload of \(tensor.shape)")
+        try checkAllocation(tensor.elementCount, "upload of \(tensor.shape)")
         return try runtime.session.withLock { s in
-            let mem = try s.makeBuffer(count: tensor.elementCount)
-            let result = OpenCLTensor(shape: tensor.shape, buffer: mem, runtime: runtime)
-            try tensor.withUnsafeBufferPointer { try s.write($0, to: mem) }
+            let result = OpenCLTensor(shape: tensor.shape, buffer: try s.makeBuffer(count: tensor.elementCount), runtime: runtime)
+            try tensor.withUnsafeBufferPointer { try s.write($0, to: result.buffer) }
             return result
         }
     }
@@ -115,6 +134,24 @@ public final class OpenCLBackend: ComputeBackend {
         try runtime.session.withLock { s in try s.finish() }
     }
 
+    /// Runs `body`, waits for the device, and returns the device time between the first and the last
+    /// command `body` enqueued, from the profiling clock of the queue.
+    ///
+    /// Markers are enqueued before and after `body`; the result is the difference of their completion
+    /// timestamps, so it excludes host-side overhead before the first kernel but includes any device idle
+    /// time while `body` is still enqueueing. Work that other tasks enqueue on the same device meanwhile is
+    /// counted too — time on a quiet device.
+    public func deviceTime(_ body: () throws -> Void) throws -> Duration {
+        let start = try runtime.session.withLock { s in try s.marker() }
+        defer { clReleaseEvent(start) }
+        try body()
+        let end = try runtime.session.withLock { s in try s.marker() }
+        defer { clReleaseEvent(end) }
+        try finish()
+        let t0 = try DeviceSession.endTime(start), t1 = try DeviceSession.endTime(end)
+        return .nanoseconds(Int64(t1 >= t0 ? t1 - t0 : 0))
+    }
+
     /// The kernel ``matmul(_:_:transposeA:transposeB:)`` runs for `geometry` on this backend.
     public func matmulVariant(for geometry: MatmulGeometry) -> MatmulKernelVariant {
         if let forced = configuration.matmulKernel {
@@ -126,9 +163,15 @@ public final class OpenCLBackend: ComputeBackend {
         }
     }
 
+    /// The kernel ``attention(query:key:value:causal:scale:)`` runs on this backend.
+    public var attentionVariant: AttentionKernelVariant {
+        if let forced = configuration.attentionKernel { return forced }
+        return device.kind == .cpu ? .registerBlockedVector : .rowwise
+    }
+
     /// A human description of the matmul kernel (and its packing steps) used for `geometry`.
     ///
-    /// For example `register-blocked-vector 8x16 float16 (pack a, b direct)` or
+    /// For example `register-blocked-vector 8x32 float16 (pack a, pack b)` or
     /// `tiled-local-memory 64x64 tile, 16x16 work-group`.
     public func matmulKernelVariant(for geometry: MatmulGeometry) -> String {
         switch matmulVariant(for: geometry) {
@@ -137,7 +180,11 @@ public final class OpenCLBackend: ComputeBackend {
             return "tiled-local-memory \(edge * 4)x\(edge * 4) tile, \(edge)x\(edge) work-group"
         case .registerBlockedVector:
             let plan = VectorMatmulPlan(geometry)
-            return "register-blocked-vector 8x16 float16 (\(plan.packA ? "pack a" : "a direct"), \(plan.packB ? "pack b" : "b direct"))"
+            switch plan.fewRows {
+            case .transposedB: return "register-blocked-vector few-row (b [N, K] rows, 4 per work-item)"
+            case .plainB: return "register-blocked-vector few-row (b [K, N], 256 columns x 128 k per work-item)"
+            case nil: return "register-blocked-vector 8x32 float16 (\(plan.packA ? "pack a" : "a direct"), pack b)"
+            }
         }
     }
 
@@ -157,23 +204,53 @@ public final class OpenCLBackend: ComputeBackend {
     }
 
     func newTensor(_ shape: Shape, _ s: borrowing DeviceSession) throws -> OpenCLTensor {
-        OpenCLTensor(shape: shape, buffer: try s.makeBuffer(count: shape.elementCount), runtime: runtime)
+        try checkAllocation(shape.elementCount, "a buffer of shape \(shape)")
+        return OpenCLTensor(shape: shape, buffer: try s.makeBuffer(count: shape.elementCount), runtime: runtime)
+    }
+
+    /// Rejects a buffer larger than `CL_DEVICE_MAX_MEM_ALLOC_SIZE` up front, with the limit in the message.
+    func checkAllocation(_ count: Int, _ what: String) throws {
+        let bytes = UInt64(count) * UInt64(MemoryLayout<Float>.stride)
+        guard bytes <= device.maxAllocationBytes else {
+            throw TensorError(.outOfMemory, "\(what) needs \(bytes) bytes, more than the largest single allocation \(device.name) allows (\(device.maxAllocationBytes) bytes, CL_DEVICE_MAX_MEM_ALLOC_SIZE); split the work into smaller tensors")
+        }
     }
 }
 
 /// How the register-blocked matmul reads its operands for one geometry.
 struct VectorMatmulPlan {
+    /// The few-row kernels, for products with at most 8 rows of `a` (decode steps): they stream `b` in place.
+    enum FewRows {
+        /// `b` is `[N, K]`: dot products of rows (`matmul_rows_bt`).
+        case transposedB
+        /// `b` is `[K, N]` with N a multiple of 16: split-k column sweeps (`matmul_rows_bn` + reduce).
+        case plainB
+    }
+
     let mPanels: Int
     let nPanels: Int
     /// `a` must be packed unless it is transposed (`[K, M]` rows are then contiguous along M) and M is a multiple of 8.
     let packA: Bool
-    /// `b` must be packed unless it is `[K, N]` with N a multiple of 16.
-    let packB: Bool
+    /// Set when a few-row kernel replaces the blocked one.
+    let fewRows: FewRows?
+    /// Rows of `a` per product, and products, as the few-row kernels see them: a shared 2-D `b` lets the
+    /// batch fold into the rows (`[B, M, K]` is `[B·M, K]` in memory).
+    let rows: Int
+    let products: Int
 
     init(_ g: MatmulGeometry) {
         mPanels = (g.m + KernelSource.vectorRows - 1) / KernelSource.vectorRows
         nPanels = (g.n + KernelSource.vectorColumns - 1) / KernelSource.vectorColumns
         packA = !(g.transposeA && g.m % KernelSource.vectorRows == 0)
-        packB = !(!g.transposeB && g.n % KernelSource.vectorColumns == 0)
+        (rows, products) = g.sharedB ? (g.batch * g.m, 1) : (g.m, g.batch)
+        if g.transposeA || rows > KernelSource.fewRowsMax {
+            fewRows = nil
+        } else if g.transposeB {
+            fewRows = .transposedB
+        } else if g.n % 16 == 0 {
+            fewRows = .plainB
+        } else {
+            fewRows = nil
+        }
     }
 }

@@ -24,8 +24,10 @@ struct DeviceSession: ~Copyable {
     let kernels: [String: cl_kernel]
     /// Whether the tiled GPU matmul can run with its required work-group size on this device.
     let tiledMatmulUsable: Bool
+    /// `CL_DEVICE_MAX_WORK_GROUP_SIZE`; launches shrink their local sizes to fit it.
+    let maxWorkGroupSize: Int
 
-    init(device: cl_device_id, options: String, tileEdge: Int) throws {
+    init(device: cl_device_id, options: String, tileEdge: Int, maxWorkGroupSize: Int) throws {
         var err: cl_int = 0
         var dev: cl_device_id? = device
         guard let context = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {
@@ -60,6 +62,7 @@ struct DeviceSession: ~Copyable {
         let tiled = kernels["matmul_tiled"]
         let wgStatus = clGetKernelWorkGroupInfo(tiled, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &wg, nil)
         self.tiledMatmulUsable = wgStatus == CL_SUCCESS && wg >= tileEdge * tileEdge
+        self.maxWorkGroupSize = max(1, maxWorkGroupSize)
         self.device = device
         self.context = context
         self.queue = queue
@@ -136,11 +139,31 @@ struct DeviceSession: ~Copyable {
             "clEnqueueReadBuffer", "downloading \(values.count) floats")
     }
 
+    /// Enqueues a marker and returns its event (the caller releases it).
+    func marker() throws -> cl_event {
+        var event: cl_event?
+        try OpenCLStatus.check(clEnqueueMarkerWithWaitList(queue, 0, nil, &event), "clEnqueueMarkerWithWaitList", "enqueueing a timing marker")
+        guard let event else { throw TensorError(.deviceFailure, "clEnqueueMarkerWithWaitList returned no event") }
+        return event
+    }
+
+    /// `CL_PROFILING_COMMAND_END` of a completed event, in device nanoseconds.
+    static func endTime(_ event: cl_event) throws -> UInt64 {
+        var t: cl_ulong = 0
+        try OpenCLStatus.check(
+            clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), MemoryLayout<cl_ulong>.size, &t, nil),
+            "clGetEventProfilingInfo", "reading a profiling timestamp")
+        return t
+    }
+
     func finish() throws {
         try OpenCLStatus.check(clFinish(queue), "clFinish", "waiting for queued kernels")
     }
 
     // MARK: Launch
+
+    /// Kernels compiled with `reqd_work_group_size`, whose local size must not change.
+    private func kernelHasRequiredSize(_ name: String) -> Bool { name == "matmul_tiled" }
 
     /// Enqueues a 1-D kernel over `count` work-items rounded up to a multiple of `local` (the kernel
     /// ignores the excess). A fixed local size means PoCL specialises each kernel once.
@@ -173,6 +196,13 @@ struct DeviceSession: ~Copyable {
             }
             try OpenCLStatus.check(status, "clSetKernelArg", "setting argument \(index) of kernel \(name)")
         }
+        // Fixed local sizes are powers of two and globals are multiples of them, so halving the largest
+        // dimension until the group fits keeps the global size a multiple (tiny devices only).
+        var local = local
+        if var l = local, !kernelHasRequiredSize(name) {
+            while l.reduce(1, *) > maxWorkGroupSize, let i = l.indices.max(by: { l[$0] < l[$1] }), l[i] > 1 { l[i] /= 2 }
+            local = l
+        }
         let status: cl_int
         if let local {
             status = clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, global, local, 0, nil, nil)
@@ -203,7 +233,7 @@ final class OpenCLDeviceRuntime: Sendable {
         self.info = info
         self.tileEdge = info.maxWorkGroupSize >= 256 ? 16 : 8
         self.buildOptions = "-cl-mad-enable -D TILE_RTS=\(tileEdge) -D TILE_WPT=4"
-        let session = try DeviceSession(device: device, options: buildOptions, tileEdge: tileEdge)
+        let session = try DeviceSession(device: device, options: buildOptions, tileEdge: tileEdge, maxWorkGroupSize: info.maxWorkGroupSize)
         self.tiledMatmulUsable = session.tiledMatmulUsable
         self.session = Mutex(session)
     }

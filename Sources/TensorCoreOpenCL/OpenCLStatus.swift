@@ -12,7 +12,8 @@ package enum OpenCLStatus {
     /// What to install when no platform or device exists.
     package static let installHint =
         "install an OpenCL driver (ICD): `pocl-opencl-icd` for CPUs (Debian/Ubuntu: apt-get install pocl-opencl-icd), " +
-        "or your GPU vendor's ICD (NVIDIA driver's libnvidia-compute, AMD ROCm `rocm-opencl-runtime`, Intel `intel-opencl-icd`)"
+        "or your GPU vendor's ICD — `nvidia-opencl-icd` (NVIDIA), `intel-opencl-icd` (Intel), ROCm's `rocm-opencl-runtime` " +
+        "or `mesa-opencl-icd` (AMD) — and check that /etc/OpenCL/vendors lists it"
 
     /// The symbolic name of an OpenCL status code (`CL_OUT_OF_RESOURCES`), or `CL_STATUS(<n>)` when unknown.
     package static func name(_ status: Int32) -> String {

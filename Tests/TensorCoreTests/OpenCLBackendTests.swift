@@ -35,14 +35,15 @@ struct OpenCLBackendTests {
     let reference = ReferenceBackend()
     /// The default backend (GPU if present, else the CPU device; matmul kernel by device type).
     let cl: OpenCLBackend
-    /// The same device with each matmul kernel forced, so both are tested on PoCL.
+    /// The same device with each matmul and attention kernel forced, so every kernel is tested on PoCL.
     let vector: OpenCLBackend
     let tiled: OpenCLBackend
 
     init() throws {
         cl = try OpenCLBackend(configuration: .init())
-        vector = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .registerBlockedVector))
-        tiled = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .tiledLocalMemory))
+        // `vector` also forces the register-blocked attention kernel and `tiled` the row-wise one.
+        vector = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .registerBlockedVector, attentionKernel: .registerBlockedVector))
+        tiled = try OpenCLBackend(configuration: .init(device: .named(cl.device.name), matmulKernel: .tiledLocalMemory, attentionKernel: .rowwise))
     }
 
     // MARK: Discovery
@@ -127,6 +128,8 @@ struct OpenCLBackendTests {
         .init(m: 63, n: 129, k: 17, batch: 0), .init(m: 129, n: 63, k: 257, batch: 0), .init(m: 1, n: 257, k: 129, batch: 0),
         .init(m: 64, n: 64, k: 32, batch: 0), .init(m: 17, n: 33, k: 63, batch: 3), .init(m: 16, n: 48, k: 17, batch: 2),
         .init(m: 63, n: 17, k: 3, batch: -3), .init(m: 8, n: 32, k: 65, batch: -2),
+        // Few-row kernels: k past one 128-row chunk and not a multiple of 16; n a multiple of 16 beyond 256 columns.
+        .init(m: 1, n: 272, k: 300, batch: 0), .init(m: 3, n: 33, k: 257, batch: 2), .init(m: 2, n: 48, k: 129, batch: -3),
     ]
 
     @Test(arguments: matmulCases)
@@ -150,6 +153,11 @@ struct OpenCLBackendTests {
     @Test func matmulVariantFollowsDeviceType() throws {
         let g = try MatmulGeometry([64, 64], [64, 64], transposeA: false, transposeB: false)
         #expect(vector.matmulVariant(for: g) == .registerBlockedVector)
+        // Decode shapes take the few-row kernels; the tests above cover them through the same shapes.
+        let decodeT = try MatmulGeometry([1, 300], [272, 300], transposeA: false, transposeB: true)
+        let decodeN = try MatmulGeometry([1, 300], [300, 272], transposeA: false, transposeB: false)
+        #expect(vector.matmulKernelVariant(for: decodeT).contains("few-row (b [N, K]"))
+        #expect(vector.matmulKernelVariant(for: decodeN).contains("few-row (b [K, N]"))
         #expect(vector.matmulKernelVariant(for: g).hasPrefix("register-blocked-vector"))
         #expect(tiled.matmulKernelVariant(for: g).hasPrefix("tiled-local-memory"))
         switch cl.device.kind {
@@ -157,6 +165,9 @@ struct OpenCLBackendTests {
         case .gpu: #expect(cl.matmulVariant(for: g) == .tiledLocalMemory)
         case .accelerator, .other: break
         }
+        #expect(vector.attentionVariant == .registerBlockedVector)
+        #expect(tiled.attentionVariant == .rowwise)
+        #expect(cl.attentionVariant == (cl.device.kind == .cpu ? .registerBlockedVector : .rowwise))
     }
 
     // MARK: Attention
@@ -172,7 +183,10 @@ struct OpenCLBackendTests {
         .init(b: 1, hq: 8, hkv: 2, tq: 63, tk: 63, d: 17),  // ratio 4
         .init(b: 2, hq: 8, hkv: 1, tq: 3, tk: 129, d: 16),  // ratio 8, Tq < Tk (prefill continuing a cache)
         .init(b: 1, hq: 4, hkv: 1, tq: 33, tk: 257, d: 63),
-        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys
+        .init(b: 1, hq: 4, hkv: 4, tq: 129, tk: 129, d: 32),  // many row blocks, D a multiple of 16
+        .init(b: 1, hq: 8, hkv: 2, tq: 1, tk: 3000, d: 64),  // decode against thousands of keys (row-wise: 11 key ranges)
+        .init(b: 1, hq: 2, hkv: 1, tq: 5, tk: 600, d: 8),  // row-wise: 2 key ranges, causal rows ending mid-range
+        .init(b: 1, hq: 1, hkv: 1, tq: 600, tk: 600, d: 5),  // row-wise: 2 key ranges; causal rows < 300 leave the second empty
     ]
 
     @Test(arguments: attentionCases)
@@ -185,9 +199,11 @@ struct OpenCLBackendTests {
             // A scale well above 1/√D sharpens the softmax so masking and the running max matter.
             let scale = 2 / Float(c.d).squareRoot()
             let expected = try reference.attention(query: q, key: k, value: v, causal: causal, scale: scale)
-            let got = try cl.attention(query: q, key: k, value: v, causal: causal, scale: scale)
-            let err = relativeError(got, expected)
-            #expect(err < 1e-4, "causal=\(causal) seed=\(seed): error \(err)")
+            for backend in [vector, tiled] {
+                let got = try backend.attention(query: q, key: k, value: v, causal: causal, scale: scale)
+                let err = relativeError(got, expected)
+                #expect(err < 1e-4, "\(backend.attentionVariant) causal=\(causal) seed=\(seed): error \(err)")
+            }
         }
     }
 
@@ -197,9 +213,11 @@ struct OpenCLBackendTests {
         let q = Tensor.random(shape: [1, 4, 1, 8], seed: seed)
         let k = Tensor.random(shape: [1, 2, 100, 8], seed: seed &+ 1)
         let v = Tensor.random(shape: [1, 2, 100, 8], seed: seed &+ 2)
-        let a = try cl.attention(query: q, key: k, value: v, causal: true, scale: 0.5)
-        let b = try cl.attention(query: q, key: k, value: v, causal: false, scale: 0.5)
-        #expect(relativeError(a, b) < 1e-6)
+        for backend in [vector, tiled] {
+            let a = try backend.attention(query: q, key: k, value: v, causal: true, scale: 0.5)
+            let b = try backend.attention(query: q, key: k, value: v, causal: false, scale: 0.5)
+            #expect(relativeError(a, b) < 1e-6)
+        }
     }
 
     // MARK: Elementwise
@@ -261,6 +279,40 @@ struct OpenCLBackendTests {
         // Empty tensors round-trip and pass through elementwise ops.
         let empty = try cl.upload(Tensor(zeros: [0, 4]))
         #expect(try cl.download(cl.silu(empty)).shape == [0, 4])
+    }
+
+    @Test func concurrentCallersGetTheirOwnResults() async throws {
+        // The backend is shared across tasks; the queue lock must keep arguments and launches of
+        // concurrent calls apart. Each task checks its own product against the reference.
+        let seed = freshSeed()
+        let backend = vector, oracle = reference
+        try await withThrowingTaskGroup(of: Double.self) { group in
+            for t in 0..<6 {
+                group.addTask {
+                    let a = Tensor.random(shape: [17 + t, 33], seed: seed &+ UInt64(2 * t))
+                    let b = Tensor.random(shape: [33, 9 + t], seed: seed &+ UInt64(2 * t + 1))
+                    var worst = 0.0
+                    for _ in 0..<5 {
+                        worst = max(worst, relativeError(try backend.matmul(a, b), try oracle.matmul(a, b)))
+                    }
+                    return worst
+                }
+            }
+            for try await err in group { #expect(err < 2e-5, "seed=\(seed)") }
+        }
+    }
+
+    @Test func deviceTimeIsPositiveAndBoundedByWallTime() throws {
+        let a = try cl.upload(Tensor.random(shape: [128, 128], seed: freshSeed()))
+        let clock = ContinuousClock()
+        var device = Duration.zero
+        let wall = try clock.measure {
+            device = try cl.deviceTime {
+                for _ in 0..<3 { _ = try cl.matmul(a, a, transposeA: false, transposeB: false) }
+            }
+        }
+        #expect(device > .zero)
+        #expect(device <= wall)
     }
 
     // MARK: Bad input
