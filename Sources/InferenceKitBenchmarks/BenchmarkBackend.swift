@@ -95,7 +95,7 @@ public struct OpenCLKernelRunner: DeviceKernelRunner {
             guard let g = try? MatmulGeometry(workload.aShape, workload.bShape, transposeA: false, transposeB: workload.transposeB) else { return nil }
             return backend.matmulKernelVariant(for: g)
         case .prefillAttention, .decodeAttention:
-            return "fused attention (online softmax)"
+            return "attention \(backend.attentionVariant.rawValue)"
         }
     }
 }
