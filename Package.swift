@@ -197,6 +197,12 @@ let package = Package(
             path: "Examples/QuantizeMatrix",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "BLASAttention",
+            dependencies: ["TensorCore", "TensorCoreBLAS"],
+            path: "Examples/BLASAttention",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Tests
         .testTarget(
@@ -213,6 +219,11 @@ let package = Package(
         .testTarget(
             name: "QuantizationOpenCLTests",
             dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InferenceKitBenchmarksTests",
+            dependencies: ["InferenceKitBenchmarks", "TensorCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),

@@ -24,13 +24,15 @@ struct InferenceKitBenchmarksRunner: ParsableCommand {
         var backends: [String] = []
         @Option(help: "Timed runs per row.")
         var repetitions: Int?
+        @Option(help: "Complete passes (median over passes).")
+        var runs: Int = 1
         @Option(name: .customLong("workload"), help: "Only workloads whose label contains this text (repeatable).")
         var workloads: [String] = []
 
         func run() throws {
             do {
                 try KernelBenchmarkCommand.run(quick: quick, jsonPath: json, svgPath: svg, backendNames: backends, workloadFilters: workloads,
-                                               repetitions: repetitions,
+                                               repetitions: repetitions, runs: runs,
                                                command: (["inferkit-benchmarks"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
             } catch let failure as KernelBenchmarkCommand.Failure {
                 throw ValidationError(failure.description)

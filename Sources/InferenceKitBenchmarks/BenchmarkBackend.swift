@@ -11,11 +11,14 @@ public struct BenchmarkBackend: Sendable {
     public let flopLimit: Double?
     /// Creates the kernel-only runner for a backend made by `provider`, when the backend has device-resident tensors.
     public let kernelRunner: (@Sendable (any ComputeBackend) throws -> (any DeviceKernelRunner)?)?
+    /// Only these kinds of workload (`nil`: all).
+    public let kinds: Set<KernelWorkload.Kind>?
 
-    public init(provider: BackendProvider, flopLimit: Double? = nil,
+    public init(provider: BackendProvider, flopLimit: Double? = nil, kinds: Set<KernelWorkload.Kind>? = nil,
                 kernelRunner: (@Sendable (any ComputeBackend) throws -> (any DeviceKernelRunner)?)? = nil) {
         self.provider = provider
         self.flopLimit = flopLimit
+        self.kinds = kinds
         self.kernelRunner = kernelRunner
     }
 
@@ -23,8 +26,13 @@ public struct BenchmarkBackend: Sendable {
 
     /// Every backend InferenceKit ships: BLAS, OpenCL (end to end and kernel-only), and the reference backend
     /// on small problems only (≤ 0.2 GFLOP per call; in Float64 it would take minutes on the big shapes).
+    /// `blas-blasthreads` is the BLAS backend with attention blocks run one after another on OpenBLAS's own
+    /// threads, the alternative to its default (blocks in parallel, one OpenBLAS thread each).
     public static let standard: [BenchmarkBackend] = [
         BenchmarkBackend(provider: BLASBackend.provider),
+        BenchmarkBackend(provider: BackendProvider(name: "blas-blasthreads", summary: "BLASBackend, attention blocks sequential on OpenBLAS threads") {
+            try BLASBackend(configuration: .init(attentionThreading: .blasThreads))
+        }, kinds: [.prefillAttention, .decodeAttention]),
         BenchmarkBackend(provider: OpenCLBackend.provider) { backend in
             (backend as? OpenCLBackend).map { OpenCLKernelRunner(backend: $0) }
         },
@@ -87,7 +95,7 @@ public struct OpenCLKernelRunner: DeviceKernelRunner {
             guard let g = try? MatmulGeometry(workload.aShape, workload.bShape, transposeA: false, transposeB: workload.transposeB) else { return nil }
             return backend.matmulKernelVariant(for: g)
         case .prefillAttention, .decodeAttention:
-            return "fused attention (online softmax)"
+            return "attention \(backend.attentionVariant.rawValue)"
         }
     }
 }

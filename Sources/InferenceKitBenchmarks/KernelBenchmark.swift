@@ -13,12 +13,18 @@ public struct KernelBenchmarkConfiguration: Sendable {
     public var repetitions: Int
     /// A row whose warm-up took longer than this is timed only 3 times.
     public var slowRowSeconds: Double
+    /// Rows faster than this are run once untimed right before each timed run (steady state for short calls).
+    public var rewarmBelowSeconds: Double
+    /// Pause before each timed run of a short row (see ``rewarmBelowSeconds``), in microseconds.
+    public var settleMicroseconds: UInt32
     /// Independent key/value caches decode rotates through (≥ 4 × 32 MiB defeats a 32 MiB L3).
     public var decodeCacheCopies: Int
     public var bandwidthThreads: Int
-    /// Bytes of the read buffer of the bandwidth baseline (8× a 32 MiB L3 by default).
+    /// Bytes of the read buffer of the start-of-run bandwidth figure (8× a 32 MiB L3 by default).
     public var bandwidthBytes: Int
     public var quick: Bool
+    /// Complete passes over the workloads; rows report the median of the passes' medians, ratios the median ratio.
+    public var runs: Int
     /// The command line, recorded in the report.
     public var command: String
 
@@ -31,15 +37,18 @@ public struct KernelBenchmarkConfiguration: Sendable {
         self.repetitions = quick ? 3 : 7
         self.slowRowSeconds = quick ? 0.5 : 2
         self.decodeCacheCopies = 4
+        self.rewarmBelowSeconds = 0.05
+        self.settleMicroseconds = 2000
         self.bandwidthThreads = 2
         self.bandwidthBytes = 256 << 20
         self.command = command
+        self.runs = 1
     }
 }
 
 /// The kernel benchmark: every workload on every available backend, with raw `sgemm` and memory bandwidth
-/// baselines measured in the same run, rows of one workload timed interleaved (round-robin) so that machine
-/// noise hits them alike.
+/// baselines measured in the same run, rows of one workload timed interleaved (in shuffled rounds) so that
+/// machine noise hits them alike.
 public struct KernelBenchmark {
     public var configuration: KernelBenchmarkConfiguration
 
@@ -52,7 +61,7 @@ public struct KernelBenchmark {
         let started = now()
         let config = configuration
         progress("measuring memory bandwidth (\(config.bandwidthThreads) threads)…")
-        let bandwidth = MemoryBandwidth.measure(threads: config.bandwidthThreads, repetitions: config.quick ? 3 : 5)
+        let bandwidth = MemoryBandwidth.measure(threads: config.bandwidthThreads, readBytes: config.bandwidthBytes, copyBytes: config.bandwidthBytes / 2, repetitions: config.quick ? 3 : 5)
 
         // Create each backend once.
         var live: [(BenchmarkBackend, any ComputeBackend, (any DeviceKernelRunner)?)] = []
@@ -68,19 +77,65 @@ public struct KernelBenchmark {
             }
         }
 
-        var results: [KernelResult] = []
-        var ratios: [KernelRatio] = []
-        for (index, w) in config.workloads.enumerated() {
-            progress("[\(index + 1)/\(config.workloads.count)] \(w.label)…")
-            let rows = measure(w, live, bandwidth: bandwidth)
-            results += rows
-            ratios += Self.ratios(for: w, rows, bandwidth: bandwidth)
+        var runResults: [[KernelResult]] = []
+        var runRatios: [[KernelRatio]] = []
+        let runs = max(1, config.runs)
+        for run in 0..<runs {
+            var results: [KernelResult] = []
+            var ratios: [KernelRatio] = []
+            for (index, w) in config.workloads.enumerated() {
+                let prefix = runs > 1 ? "run \(run + 1)/\(runs) " : ""
+                progress("\(prefix)[\(index + 1)/\(config.workloads.count)] \(w.label)…")
+                let rows = measure(w, live, bandwidth: bandwidth)
+                results += rows
+                ratios += Self.ratios(for: w, rows, bandwidth: bandwidth)
+            }
+            runResults.append(results)
+            runRatios.append(ratios)
         }
+        let results = Self.merge(runResults)
+        let ratios = Self.merge(runRatios)
         let blasConfig = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
         return KernelBenchmarkReport(
             command: config.command, date: ISO8601DateFormatter().string(from: Date()), quick: config.quick,
             machine: .current(blas: "\(blasConfig.trimmingCharacters(in: .whitespaces)), \(openblas_get_num_threads()) threads"),
-            backends: devices, bandwidth: bandwidth, results: results, ratios: ratios, totalSeconds: now() - started)
+            backends: devices, bandwidth: bandwidth, results: results, ratios: ratios, runs: runs, totalSeconds: now() - started)
+    }
+
+    // MARK: - Repeated runs
+
+    /// Rows of several runs → one row each: the median of the runs' medians.
+    static func merge(_ runs: [[KernelResult]]) -> [KernelResult] {
+        guard var merged = runs.first, runs.count > 1 else { return runs.first ?? [] }
+        for i in merged.indices {
+            let same = runs.compactMap { rows in
+                rows.first { $0.workload == merged[i].workload && $0.backend == merged[i].backend && $0.mode == merged[i].mode }
+            }
+            let medians = same.compactMap(\.medianSeconds)
+            guard let median = TimingSamples(seconds: medians).median else { continue }
+            var r = merged[i]
+            r.medianSeconds = median
+            r.minSeconds = same.compactMap(\.minSeconds).min()
+            r.maxSeconds = same.compactMap(\.maxSeconds).max()
+            r.repetitions = same.map(\.repetitions).reduce(0, +)
+            r.runMedians = medians
+            r.gflops = r.flopsPerCall > 0 ? r.flopsPerCall / median / 1e9 : nil
+            r.gbps = r.bytesPerCall / median / 1e9
+            r.kvGBps = r.kvBytesPerCall > 0 ? r.kvBytesPerCall / median / 1e9 : nil
+            merged[i] = r
+        }
+        return merged
+    }
+
+    /// Ratios of several runs → the median per ratio, with every run's value kept.
+    static func merge(_ runs: [[KernelRatio]]) -> [KernelRatio] {
+        guard var merged = runs.first, runs.count > 1 else { return runs.first ?? [] }
+        for i in merged.indices {
+            let values = runs.compactMap { $0.first { $0.name == merged[i].name }?.value }
+            merged[i].value = TimingSamples(seconds: values).median ?? merged[i].value
+            merged[i].runs = values
+        }
+        return merged
     }
 
     // MARK: - Measuring one workload
@@ -91,6 +146,7 @@ public struct KernelBenchmark {
         var run: (Int) throws -> Void
         var samples = TimingSamples()
         var target = 0
+        var warmSeconds = Double.infinity
         var failed: String?
         /// FLOPs and bytes of one call when they differ from the workload's (the same-FLOPs GEMM baseline).
         var flops: Double?
@@ -105,10 +161,12 @@ public struct KernelBenchmark {
         var skipped: [KernelResult] = []
         func row(_ backend: String, _ mode: MeasurementMode, variant: String? = nil, note: String? = nil) -> KernelResult {
             KernelResult(workload: w.label, kind: w.kind, backend: backend, mode: mode, variant: variant, medianSeconds: nil,
-                         minSeconds: nil, maxSeconds: nil, repetitions: 0, gflops: nil, gbps: nil, kvGBps: nil, note: note)
+                         minSeconds: nil, maxSeconds: nil, repetitions: 0, runMedians: nil, gflops: nil, gbps: nil, kvGBps: nil,
+                         flopsPerCall: w.flops, bytesPerCall: w.bytes, kvBytesPerCall: w.kvBytes, note: note)
         }
 
         for (b, backend, runner) in live {
+            if let kinds = b.kinds, !kinds.contains(w.kind) { continue }
             if let limit = b.flopLimit, w.flops > limit {
                 skipped.append(row(b.name, .endToEnd, note: String(format: "skipped: the %@ backend runs only calls ≤ %.1f GFLOP (this one is %.1f)", b.name, limit / 1e9, w.flops / 1e9)))
                 continue
@@ -142,13 +200,15 @@ public struct KernelBenchmark {
             c.bytes = 12 * Double(n) * Double(n)
             candidates.append(c)
         case .decodeAttention:
-            // Memory read bandwidth, timed in the same rounds as the kernels (the machine may be shared).
-            let probe = MemoryReadProbe(bytes: config.bandwidthBytes, threads: config.bandwidthThreads)
+            // Memory read bandwidth, timed in the same rounds as the kernels (the machine may be shared): each
+            // run reads as many bytes as decode's K/V, from as many rotating buffers as decode has caches.
+            let copies = max(1, config.decodeCacheCopies)
+            let probe = MemoryReadProbe(bytes: Int(w.kvBytes), chunks: copies, threads: config.bandwidthThreads)
             var c = Candidate(result: row("memory read (\(config.bandwidthThreads) threads)", .baseline,
-                                          variant: "sum of a \(config.bandwidthBytes >> 20) MiB buffer"),
-                              run: { _ in probe.run() })
+                                          variant: "sum of \(Int(w.kvBytes) >> 20) MiB, rotating over \(copies) buffers"),
+                              run: { i in probe.run(i) })
             c.flops = 0
-            c.bytes = Double(config.bandwidthBytes)
+            c.bytes = w.kvBytes
             candidates.append(c)
         }
 
@@ -158,15 +218,31 @@ public struct KernelBenchmark {
                 var warm = 0.0
                 for r in 0..<max(1, config.warmups) { warm = try timeOnce { try candidates[i].run(r) } }
                 candidates[i].target = warm > config.slowRowSeconds ? 3 : config.repetitions
+                candidates[i].warmSeconds = warm
             } catch {
                 candidates[i].failed = "failed: \(error)"
             }
         }
-        // Round-robin so that drift on a shared machine affects every row alike.
+        // Rounds: every row once per round, in a freshly shuffled order, so that drift on a shared machine hits
+        // every row alike and no row always follows the same neighbour. A row that runs in under
+        // ``KernelBenchmarkConfiguration/rewarmBelowSeconds`` is first run once untimed in its slot: short calls
+        // would otherwise measure how long the previous row's threads (OpenBLAS's pool, PoCL's workers) take to
+        // wake up or spin down rather than the kernel itself.
         var round = 0
+        var rng = SplitMix64(seed: 0x5EED)
         while candidates.contains(where: { $0.failed == nil && $0.samples.seconds.count < $0.target }) {
-            for i in candidates.indices where candidates[i].failed == nil && candidates[i].samples.seconds.count < candidates[i].target {
+            var order = Array(candidates.indices)
+            order.shuffle(using: &rng)
+            for i in order where candidates[i].failed == nil && candidates[i].samples.seconds.count < candidates[i].target {
                 do {
+                    // The untimed run uses input set `round + 2`, so decode's timed run still reads a cache
+                    // that three other caches (96 MiB) have passed through since it was last touched.
+                    if candidates[i].warmSeconds < config.rewarmBelowSeconds {
+                        try candidates[i].run(round + 2)
+                        // Yield briefly: on a shared machine the scheduler then starts the timed call with a fresh
+                        // slice instead of preempting it part-way (short calls otherwise measure our CPU share).
+                        if config.settleMicroseconds > 0 { usleep(config.settleMicroseconds) }
+                    }
                     let t = try timeOnce { try candidates[i].run(round) }
                     candidates[i].samples.seconds.append(t)
                 } catch {
@@ -186,10 +262,12 @@ public struct KernelBenchmark {
                 r.minSeconds = c.samples.minimum
                 r.maxSeconds = c.samples.maximum
                 r.repetitions = c.samples.seconds.count
-                let flops = c.flops ?? w.flops
-                r.gflops = flops > 0 ? flops / median / 1e9 : nil
-                r.gbps = (c.bytes ?? w.bytes) / median / 1e9
-                if w.isAttention && c.flops == nil { r.kvGBps = w.kvBytes / median / 1e9 }
+                r.flopsPerCall = c.flops ?? w.flops
+                r.bytesPerCall = c.bytes ?? w.bytes
+                r.kvBytesPerCall = c.flops == nil ? w.kvBytes : 0
+                r.gflops = r.flopsPerCall > 0 ? r.flopsPerCall / median / 1e9 : nil
+                r.gbps = r.bytesPerCall / median / 1e9
+                r.kvGBps = r.kvBytesPerCall > 0 ? r.kvBytesPerCall / median / 1e9 : nil
             }
             rows.append(r)
         }
@@ -270,8 +348,10 @@ public struct KernelBenchmark {
             for r in measured where r.backend != "reference" {
                 guard let kv = r.kvGBps else { continue }
                 let bar: Double? = r.backend == "blas" ? 0.5 : nil
-                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / measured read bandwidth — \(w.label)", workload: w.label,
+                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / read bandwidth, same rounds — \(w.label)", workload: w.label,
                                        value: kv / read, bar: bar))
+                out.append(KernelRatio(name: "\(r.backend) K/V GB/s / read bandwidth, \(bandwidth.readBufferBytes >> 20) MiB at start — \(w.label)",
+                                       workload: w.label, value: kv / bandwidth.readGBps, bar: bar))
             }
         }
         return out

@@ -13,7 +13,7 @@ public enum KernelBenchmarkCommand {
     ///   - backendNames: only these backends (by provider name); empty for all.
     ///   - workloadFilters: only workloads (of the full suite) whose label contains one of these; empty for the suite `quick` selects.
     ///   - repetitions: override of the timed runs per row (≥ 3).
-    public static func run(quick: Bool, jsonPath: String?, svgPath: String?, backendNames: [String], workloadFilters: [String] = [], repetitions: Int?,
+    public static func run(quick: Bool, jsonPath: String?, svgPath: String?, backendNames: [String], workloadFilters: [String] = [], repetitions: Int?, runs: Int = 1,
                            command: String) throws {
         var backends = BenchmarkBackend.standard
         if !backendNames.isEmpty {
@@ -31,6 +31,10 @@ public enum KernelBenchmarkCommand {
                 throw Failure(description: "no workload matches \(workloadFilters); labels are: \(KernelWorkload.fullSuite.map(\.label).joined(separator: ", "))")
             }
         }
+        guard (1...100).contains(runs) else {
+            throw Failure(description: "--runs is \(runs); pass 1…100")
+        }
+        config.runs = runs
         if let repetitions {
             guard (3...1000).contains(repetitions) else {
                 throw Failure(description: "--repetitions is \(repetitions); pass 3…1000 (the median needs at least 3)")

@@ -23,12 +23,19 @@ public struct KernelResult: Sendable, Codable, Hashable {
     public var medianSeconds: Double?
     public var minSeconds: Double?
     public var maxSeconds: Double?
+    /// Timed runs (summed over passes).
     public var repetitions: Int
+    /// With several passes (`--runs`): each pass's median.
+    public var runMedians: [Double]?
     public var gflops: Double?
     /// Effective bandwidth: operand and result bytes (see ``KernelWorkload/bytes``) per second.
     public var gbps: Double?
     /// Key/value cache bytes per second (attention rows).
     public var kvGBps: Double?
+    /// FLOPs, operand + result bytes and key/value bytes of one call.
+    public var flopsPerCall: Double
+    public var bytesPerCall: Double
+    public var kvBytesPerCall: Double
     /// Why the row was skipped or failed.
     public var note: String?
 }
@@ -40,6 +47,8 @@ public struct KernelRatio: Sendable, Codable, Hashable {
     public var value: Double
     /// The bar, when the issue sets one for this case.
     public var bar: Double?
+    /// With several passes (`--runs`): each pass's value (``value`` is their median).
+    public var runs: [Double]?
     public var meetsBar: Bool? { bar.map { value >= $0 } }
 }
 
@@ -70,6 +79,8 @@ public struct KernelBenchmarkReport: Sendable, Codable {
     public var bandwidth: MemoryBandwidth
     public var results: [KernelResult]
     public var ratios: [KernelRatio]
+    /// Complete passes over the workloads.
+    public var runs: Int
     public var totalSeconds: Double
 
     public func jsonData() throws -> Data {
@@ -90,7 +101,9 @@ extension KernelBenchmarkReport {
         for name in backends.keys.sorted() { out += "backend \(name): \(backends[name] ?? "")\n" }
         out += String(format: "memory bandwidth (%d threads, %d MiB buffers): read %.1f GB/s, copy (read+write) %.1f GB/s\n",
                       bandwidth.threads, bandwidth.readBufferBytes >> 20, bandwidth.readGBps, bandwidth.copyGBps)
-        out += "times are medians of the repetitions shown; GB/s counts operands in + result out once.\n"
+        out += runs > 1
+            ? "times are medians over \(runs) passes of each pass's median; GB/s counts operands in + result out once.\n"
+            : "times are medians of the repetitions shown; GB/s counts operands in + result out once.\n"
         var seen: [String] = []
         for r in results where !seen.contains(r.workload) { seen.append(r.workload) }
         for w in seen {
@@ -110,7 +123,8 @@ extension KernelBenchmarkReport {
             out += "\nratios (same run)\n"
             for r in ratios {
                 let verdict = r.meetsBar.map { $0 ? "meets bar ≥ \(fmt(r.bar ?? 0))" : "BELOW bar \(fmt(r.bar ?? 0))" } ?? ""
-                out += "  " + pad(r.name, 64) + lpad(String(format: "%.3f", r.value), 8) + "  \(verdict)\n"
+                let spread = r.runs.map { "  (passes: " + $0.map { String(format: "%.2f", $0) }.joined(separator: ", ") + ")" } ?? ""
+                out += "  " + pad(r.name, 64) + lpad(String(format: "%.3f", r.value), 8) + "  \(verdict)\(spread)\n"
             }
         }
         out += String(format: "\ntotal %.1f s\n", totalSeconds)

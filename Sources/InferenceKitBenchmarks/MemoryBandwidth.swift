@@ -57,27 +57,33 @@ public struct MemoryBandwidth: Sendable, Codable, Hashable {
     }
 }
 
-/// A read-bandwidth probe that can be timed next to kernels (decode's baseline row): each run sums a buffer
-/// much larger than the last-level cache with `threads` threads.
+/// A read-bandwidth probe that can be timed next to kernels (decode's baseline row).
+///
+/// Run `i` sums chunk `i % chunks` of the buffer with `threads` threads. Sized like decode's key/value
+/// caches (one chunk per call, rotating through as many chunks as decode rotates caches), the probe moves
+/// the same bytes per call from main memory and is exposed to the same scheduling noise.
 final class MemoryReadProbe {
+    /// Bytes read per run.
     let bytes: Int
+    let chunks: Int
     let threads: Int
     private let buffer: UnsafeMutablePointer<Float>
     private var sink: Float = 0
 
-    init(bytes: Int = 256 << 20, threads: Int = 2) {
+    init(bytes: Int, chunks: Int, threads: Int = 2) {
         self.bytes = bytes
+        self.chunks = max(1, chunks)
         self.threads = max(1, threads)
-        let count = bytes / 4
+        let count = bytes / 4 * self.chunks
         buffer = .allocate(capacity: count)
         for i in 0..<count { buffer[i] = Float(i & 1023) }
     }
 
     deinit { buffer.deallocate() }
 
-    func run() {
+    func run(_ i: Int) {
         let count = bytes / 4, threads = threads
-        let s = SharedPointer(buffer)
+        let s = SharedPointer(buffer + (i % chunks) * count)
         let partial = PartialSums(threads)
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             let (lo, hi) = chunk(count, t, threads)

@@ -110,6 +110,13 @@ extension BLASBackend {
                                     }
                                 }
                             }
+                        } else if configuration.attentionThreading == .blocks {
+                            // One block (or one worker): its GEMMs are a few hundred rows at most, which run
+                            // faster on one OpenBLAS thread than split across threads that must synchronise.
+                            OpenBLASThreads.withSingleThread {
+                                let scratch = AttentionScratch(plan)
+                                for i in 0..<plan.blockCount { attendBlock(plan, i, inputs, scratch) }
+                            }
                         } else {
                             let scratch = AttentionScratch(plan)
                             for i in 0..<plan.blockCount { attendBlock(plan, i, inputs, scratch) }

@@ -21,7 +21,7 @@ public struct BLASBackend: ComputeBackend {
         /// How attention uses the cores.
         public enum Threading: String, Sendable, Hashable, CaseIterable {
             /// Independent blocks run in parallel on `DispatchQueue.concurrentPerform`, each GEMM
-            /// on one OpenBLAS thread; falls back to ``blasThreads`` when there is only one block.
+            /// on one OpenBLAS thread (a single block, or a single worker, runs on the calling thread).
             case blocks
             /// Blocks run one after another and OpenBLAS threads each GEMM.
             case blasThreads

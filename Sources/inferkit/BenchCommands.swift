@@ -28,13 +28,16 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Timed runs per row (default 3 with --quick, else 7).")
     var repetitions: Int?
 
+    @Option(help: "Complete passes over the workloads (rows and ratios report the median over passes).")
+    var runs: Int = 1
+
     @Option(name: .customLong("workload"), help: "Only workloads whose label contains this text (repeatable), e.g. 'decode' or '4096³'.")
     var workloads: [String] = []
 
     func run() throws {
         do {
             try KernelBenchmarkCommand.run(quick: quick, jsonPath: json, svgPath: svg, backendNames: backends, workloadFilters: workloads,
-                                           repetitions: repetitions, command: (["inferkit"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+                                           repetitions: repetitions, runs: runs, command: (["inferkit"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         } catch let failure as KernelBenchmarkCommand.Failure {
             throw ValidationError(failure.description)
         }
