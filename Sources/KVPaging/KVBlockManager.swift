@@ -112,7 +112,12 @@ public struct KVBlockManager: KVCacheAllocator {
     // MARK: Admission
 
     public func admissionCheck(_ prompt: KVPrompt) -> AdmissionCheck {
-        let total = configuration.blocks(forTokens: max(prompt.length, 0))
+        let available0 = max(0, pool.availableCount - configuration.watermarkBlocks)
+        // A prompt admit would reject (empty, too long, inconsistent) never fits.
+        guard (try? configuration.validatePrompt(prompt)) != nil else {
+            return AdmissionCheck(blocksNeeded: Int.max, blocksAvailable: available0, cachedTokens: 0)
+        }
+        let total = configuration.blocks(forTokens: prompt.length)
         var hits = 0, revived = 0
         if prompt.length >= 1, prompt.length <= configuration.maxSequenceLength, let tokens = prompt.tokens, tokens.count == prompt.length {
             tokens.withUnsafeBufferPointer { t in
@@ -228,7 +233,9 @@ public struct KVBlockManager: KVCacheAllocator {
     public func blocksNeeded(toAppend count: Int, to id: SequenceID) throws(KVPagingError) -> Int {
         let s = try state(id, "blocksNeeded")
         guard !s.onHost else { throw swappedOut(id, "blocksNeeded") }
-        guard count >= 0 else { throw KVPagingError(.invalidArgument, "blocksNeeded: count is \(count); pass ≥ 0") }
+        guard count >= 0, count <= KVCacheConfiguration.maxSequenceLengthLimit else {
+            throw KVPagingError(.invalidArgument, "blocksNeeded: count is \(count); pass 0…2³²")
+        }
         return needed(s, count)
     }
 
@@ -252,6 +259,9 @@ public struct KVBlockManager: KVCacheAllocator {
         guard var s = sequences[id] else { throw recentlyReleased.missingError(id, operation: op) }
         guard !s.onHost else { throw swappedOut(id, op) }
         guard count >= 1 else { throw KVPagingError(.invalidArgument, "\(op): count is \(count); append at least one token") }
+        guard count <= configuration.maxSequenceLength - s.length else {
+            throw KVPagingError(.exceedsMaxLength, "\(op): \(id) holds \(s.length) tokens; \(count) more would pass maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")
+        }
         let newLength = s.length + count
         guard newLength <= configuration.maxSequenceLength else {
             throw KVPagingError(.exceedsMaxLength, "\(op): \(id) would reach \(newLength) tokens, past maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")
