@@ -218,13 +218,8 @@ public struct KVBlockManager: KVCacheAllocator {
 
     /// Allocates `blocks` blocks into `table`, recording `tokens` written slots across them.
     private mutating func allocateFilling(_ table: inout [Int], blocks: Int, tokens: Int) {
-        var remaining = tokens
-        for _ in 0..<blocks {
-            guard let b = pool.allocate() else { preconditionFailure("capacity was checked before allocating") }
-            let n = min(remaining, blockSize)
-            pool.addFill(b, n)
-            remaining -= n
-            table.append(b)
+        guard pool.allocate(blocks, filling: tokens, into: &table) else {
+            preconditionFailure("capacity was checked before allocating")
         }
     }
 
