@@ -58,7 +58,11 @@ public struct KVBlockManager: KVCacheAllocator {
             blockSize: configuration.blockSize,
             cachingEnabled: configuration.enablePrefixCaching
         )
-        self.host = HostBlockPool(blockCount: configuration.hostBlockCount)
+        self.host = HostBlockPool(
+            blockCount: configuration.hostBlockCount,
+            blockSize: configuration.blockSize,
+            cachingEnabled: configuration.enablePrefixCaching
+        )
     }
 
     @inline(__always) var blockSize: Int { configuration.blockSize }
@@ -393,6 +397,8 @@ public struct KVBlockManager: KVCacheAllocator {
         copies.reserveCapacity(order.count)
         for b in order {
             let h = host.allocate(refCount: refs[b]!, fill: pool.filledSlots(of: b))
+            // Remember a registered block's prefix-cache identity so swap-in can re-register it.
+            if pool.isRegistered(b) { host.remember(h, pool.meta[b], tokens: pool.tokenStore, at: b * blockSize) }
             mapping[b] = h
             copies.append(BlockCopy(source: b, destination: h))
         }
@@ -408,9 +414,13 @@ public struct KVBlockManager: KVCacheAllocator {
         return .swapped(copies)
     }
 
-    /// Brings swapped-out sequences back to the device (new blocks; they are not re-registered in the
-    /// prefix cache). The admission watermark does not apply: swapped sequences were already running.
-    /// Returns the host→device copies to perform.
+    /// Brings swapped-out sequences back to the device. The admission watermark does not apply:
+    /// swapped sequences were already running.
+    ///
+    /// Full blocks that were registered in the prefix cache when they were swapped out keep that
+    /// identity: when the device still holds a block with the same prefix (cached-free, or held by
+    /// another sequence) it is reused without a copy; otherwise the new block is registered again,
+    /// so later prompts sharing the prefix hit it. Returns the host→device copies to perform.
     public mutating func swapIn(_ ids: [SequenceID]) throws(KVPagingError) -> SwapOutcome {
         try checkGroup(ids, onHost: true, "swapIn")
         var refs: [Int: Int] = [:]
@@ -421,17 +431,53 @@ public struct KVBlockManager: KVCacheAllocator {
                 refs[b, default: 0] += 1
             }
         }
-        guard order.count <= pool.availableCount else {
-            return .wouldExceedCapacity(blocksNeeded: order.count, available: pool.availableCount)
+        // 1. Which host blocks are still on the device? Reviving a cached-free one costs an available
+        //    block; reusing an active one costs nothing; every other host block needs a new block.
+        var reuse: [Int: Int] = [:]
+        var cost = 0
+        for h in order {
+            if let d = deviceCopy(ofHost: h) {
+                reuse[h] = d
+                if pool.refCounts[d] == 0 { cost += 1 }
+            } else {
+                cost += 1
+            }
+        }
+        guard cost <= pool.availableCount else {
+            return .wouldExceedCapacity(blocksNeeded: cost, available: pool.availableCount)
         }
         var mapping: [Int: Int] = [:]
-        var copies: [BlockCopy] = []
-        copies.reserveCapacity(order.count)
+        // 2. Take the reused blocks first (out of the LRU list, so allocation below cannot evict them).
         for h in order {
+            guard let d = reuse[h] else { continue }
+            for _ in 0..<refs[h]! {
+                do { try pool.retain(d) } catch { preconditionFailure("a cached block is retainable: \(error)") }
+            }
+            mapping[h] = d
+        }
+        // 3. Copy the rest into new blocks, registering those that were registered before.
+        var copies: [BlockCopy] = []
+        copies.reserveCapacity(order.count - reuse.count)
+        for h in order where reuse[h] == nil {
+            // A host block swapped out by another group may carry a prefix registered earlier in this loop.
+            if let d = deviceCopy(ofHost: h) {
+                for _ in 0..<refs[h]! {
+                    do { try pool.retain(d) } catch { preconditionFailure("an active block is retainable: \(error)") }
+                }
+                mapping[h] = d
+                continue
+            }
             guard let d = pool.allocate() else { preconditionFailure("capacity was checked") }
             pool.addFill(d, Int(host.fill[h]))
             for _ in 1..<refs[h]! {
                 do { try pool.retain(d) } catch { preconditionFailure("fresh block is retainable: \(error)") }
+            }
+            if h < host.meta.count, host.meta[h].registered {
+                let m = host.meta[h]
+                _ = host.tokens.withUnsafeBufferPointer { t in
+                    pool.register(d, hash: m.hash, parent: m.parent, salt: m.salt,
+                                  tokens: UnsafeBufferPointer(rebasing: t[(h * blockSize)..<((h + 1) * blockSize)]))
+                }
             }
             mapping[h] = d
             copies.append(BlockCopy(source: h, destination: d))
@@ -444,6 +490,16 @@ public struct KVBlockManager: KVCacheAllocator {
             sequences[id] = s
         }
         return .swapped(copies)
+    }
+
+    /// The device block holding the same registered prefix block as host block `h`, if any.
+    private func deviceCopy(ofHost h: Int) -> Int? {
+        guard h < host.meta.count, host.meta[h].registered else { return nil }
+        let m = host.meta[h]
+        return host.tokens.withUnsafeBufferPointer { t in
+            pool.lookup(hash: m.hash, parent: m.parent, salt: m.salt,
+                        tokens: UnsafeBufferPointer(rebasing: t[(h * blockSize)..<((h + 1) * blockSize)]))
+        }
     }
 
     private func checkGroup(_ ids: [SequenceID], onHost: Bool, _ op: String) throws(KVPagingError) {
@@ -474,18 +530,39 @@ public struct KVBlockManager: KVCacheAllocator {
     }
 }
 
-/// Host-memory swap space: a free stack and reference counts (no caching).
+/// Host-memory swap space: a free stack and reference counts. A host block is never looked up by
+/// prefix; it only remembers the prefix-cache identity of the device block it was copied from
+/// (hash, parent, salt and token ids) so that swap-in can register the block again.
 struct HostBlockPool: Sendable {
     let blockCount: Int
+    let blockSize: Int
     var refCounts: [Int32]
     var fill: [Int32]
     var freeStack: [Int32]
+    var meta: [KVBlockPool.Meta]
+    var tokens: [Int]
 
-    init(blockCount: Int) {
+    init(blockCount: Int, blockSize: Int, cachingEnabled: Bool) {
         self.blockCount = blockCount
+        self.blockSize = blockSize
         refCounts = [Int32](repeating: 0, count: blockCount)
         fill = [Int32](repeating: 0, count: blockCount)
-        freeStack = (0..<Int32(blockCount)).reversed()
+        freeStack = (0..<Int32(truncatingIfNeeded: blockCount)).reversed()
+        meta = [KVBlockPool.Meta](repeating: .init(), count: cachingEnabled ? blockCount : 0)
+        tokens = [Int](repeating: 0, count: cachingEnabled ? blockCount * blockSize : 0)
+    }
+
+    /// Records that host block `h` holds the registered device block described by `m`, whose token ids
+    /// start at `offset` in `source`.
+    mutating func remember(_ h: Int, _ m: KVBlockPool.Meta, tokens source: [Int], at offset: Int) {
+        guard !meta.isEmpty else { return }
+        meta[h] = m
+        let bs = blockSize
+        tokens.withUnsafeMutableBufferPointer { dst in
+            source.withUnsafeBufferPointer { src in
+                for i in 0..<bs { dst[h * bs + i] = src[offset + i] }
+            }
+        }
     }
 
     mutating func allocate(refCount: Int, fill f: Int) -> Int {
@@ -499,6 +576,7 @@ struct HostBlockPool: Sendable {
         refCounts[b] -= 1
         if refCounts[b] == 0 {
             fill[b] = 0
+            if !meta.isEmpty { meta[b].registered = false }
             freeStack.append(Int32(b))
         }
     }
