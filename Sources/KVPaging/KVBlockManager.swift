@@ -83,6 +83,7 @@ public struct KVBlockManager: KVCacheAllocator {
     }
     /// Host pool: blocks and the reference count of one host block.
     public var hostFreeBlocks: Int { host.freeStack.count }
+    /// `block` is a host block index from a swapped-out sequence's block table, in `0..<hostBlockCount`.
     public func hostRefCount(of block: Int) -> Int { Int(host.refCounts[block]) }
 
     public func length(of id: SequenceID) throws(KVPagingError) -> Int { try state(id, "length").length }

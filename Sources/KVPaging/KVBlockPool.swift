@@ -86,6 +86,10 @@ public struct KVBlockPool: Sendable {
     public var registeredCount: Int { index.count }
 
     /// The state of `block`.
+    ///
+    /// The read-only inspection accessors (`state(of:)`, `refCount(of:)`, `filledSlots(of:)`,
+    /// `isRegistered(_:)`) take a block index from a block table, like an array subscript:
+    /// `block` must be in `0..<blockCount`. Mutating calls (`retain`, `release`) check and throw.
     public func state(of block: Int) -> BlockState {
         let rc = refCounts[block]
         if rc > 0 { return .active(refCount: Int(rc)) }
