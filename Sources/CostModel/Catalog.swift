@@ -79,7 +79,27 @@ public struct Catalog: Sendable, Hashable {
         return copy
     }
 
+    /// The largest catalog or `config.json` file read (the bundled catalog is about 30 KB).
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads a user-supplied catalog or `config.json` file: a regular file of at most ``maxFileBytes``
+    /// (so `/dev/zero`, a directory or a multi-gigabyte file is an error, not a hang or an out-of-memory).
+    public static func readUserFile(_ path: String) throws(CostModelError) -> Data {
+        try readFile(URL(fileURLWithPath: path))
+    }
+
     static func readFile(_ url: URL) throws(CostModelError) -> Data {
+        let attributes: [FileAttributeKey: Any]
+        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
+            throw CostModelError(.malformedCatalog, "Cannot read catalog file \(url.path); check the path and permissions.",
+                                 underlying: error.localizedDescription)
+        }
+        guard (attributes[.type] as? FileAttributeType) == .typeRegular else {
+            throw CostModelError(.malformedCatalog, "Catalog file \(url.path) is not a regular file; pass a JSON file.")
+        }
+        if let size = (attributes[.size] as? NSNumber)?.intValue, size > maxFileBytes {
+            throw CostModelError(.malformedCatalog, "Catalog file \(url.path) is \(size) bytes, more than the \(maxFileBytes) accepted; pass a JSON catalog or config.json.")
+        }
         do { return try Data(contentsOf: url) } catch {
             throw CostModelError(.malformedCatalog, "Cannot read catalog file \(url.path); check the path and permissions.",
                                  underlying: error.localizedDescription)

@@ -232,6 +232,15 @@ import Testing
         #expect(failures > 1_000 && successes > 100, "failures \(failures), successes \(successes)")
     }
 
+    /// Device files, directories and missing paths are typed errors, not a hang reading `/dev/zero`.
+    @Test func unreadableFilesAreTypedErrors() throws {
+        let bundled = try Catalog.bundled()
+        for path in ["/dev/zero", "/dev/null", "/tmp", "/nonexistent/catalog.json", ""] {
+            #expect(throws: CostModelError.self) { _ = try bundled.merging(contentsOf: path) }
+            #expect(throws: CostModelError.self) { _ = try Catalog.readUserFile(path) }
+        }
+    }
+
     /// Hand-picked hostile configs that once slipped through or could trap.
     @Test func degenerateArchitecturesAreRejected() {
         func problem(_ json: String) -> String? {
