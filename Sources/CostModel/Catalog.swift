@@ -79,7 +79,27 @@ public struct Catalog: Sendable, Hashable {
         return copy
     }
 
+    /// The largest catalog or `config.json` file read (the bundled catalog is about 30 KB).
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads a user-supplied catalog or `config.json` file: a regular file of at most ``maxFileBytes``
+    /// (so `/dev/zero`, a directory or a multi-gigabyte file is an error, not a hang or an out-of-memory).
+    public static func readUserFile(_ path: String) throws(CostModelError) -> Data {
+        try readFile(URL(fileURLWithPath: path))
+    }
+
     static func readFile(_ url: URL) throws(CostModelError) -> Data {
+        let attributes: [FileAttributeKey: Any]
+        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
+            throw CostModelError(.malformedCatalog, "Cannot read catalog file \(url.path); check the path and permissions.",
+                                 underlying: error.localizedDescription)
+        }
+        guard (attributes[.type] as? FileAttributeType) == .typeRegular else {
+            throw CostModelError(.malformedCatalog, "Catalog file \(url.path) is not a regular file; pass a JSON file.")
+        }
+        if let size = (attributes[.size] as? NSNumber)?.intValue, size > maxFileBytes {
+            throw CostModelError(.malformedCatalog, "Catalog file \(url.path) is \(size) bytes, more than the \(maxFileBytes) accepted; pass a JSON catalog or config.json.")
+        }
         do { return try Data(contentsOf: url) } catch {
             throw CostModelError(.malformedCatalog, "Cannot read catalog file \(url.path); check the path and permissions.",
                                  underlying: error.localizedDescription)
@@ -204,6 +224,11 @@ public struct Catalog: Sendable, Hashable {
         guard kvHeads <= heads, heads % kvHeads == 0 else {
             throw .malformed(file: f.file, entry: f.entry, field: "kvHeads", "\(kvHeads) must divide attentionHeads (\(heads))")
         }
+        let headDim = try f.optionalInt("headDim", max: 4096)
+        if headDim == nil, hidden % heads != 0 {
+            throw .malformed(file: f.file, entry: f.entry, field: "headDim",
+                             "missing, and hiddenSize \(hidden) is not a multiple of attentionHeads \(heads); give headDim explicitly")
+        }
         let experts = try f.optionalInt("experts", max: 4096) ?? 1
         let active = try f.optionalInt("activeExperts", max: 4096) ?? 1
         guard active <= experts else {
@@ -214,7 +239,7 @@ public struct Catalog: Sendable, Hashable {
             name: try f.string("name").lowercased(), displayName: try f.optionalString("displayName"),
             aliases: try f.stringArray("aliases"), huggingFaceID: try f.optionalString("huggingFaceID"),
             layers: layers, hiddenSize: hidden, attentionHeads: heads, kvHeads: kvHeads,
-            headDim: try f.optionalInt("headDim", max: 4096),
+            headDim: headDim,
             intermediateSize: try f.int("intermediateSize", max: 1 << 22), vocabSize: try f.int("vocabSize", max: 1 << 24),
             tiedEmbeddings: try f.optionalBool("tiedEmbeddings") ?? false, attentionBias: try f.optionalBool("attentionBias") ?? false,
             experts: experts, activeExperts: active, maxContext: try f.int("maxContext", max: 1 << 24),
@@ -237,10 +262,10 @@ public struct Catalog: Sendable, Hashable {
         }
         return GPUSpec(
             name: try f.string("name"), aliases: try f.stringArray("aliases"), vendor: try f.string("vendor"), kind: kind,
-            memoryGiB: try f.double("memoryGiB", max: 1e5), memoryBandwidthGBs: try f.double("memoryBandwidthGBs", max: 1e6),
-            fp32TFLOPS: try f.double("fp32TFLOPS", max: 1e6), fp16TFLOPS: try f.double("fp16TFLOPS", max: 1e6),
-            fp8TFLOPS: try f.optionalDouble("fp8TFLOPS", max: 1e6), int8TOPS: try f.optionalDouble("int8TOPS", max: 1e6),
-            interconnect: try f.string("interconnect"), interconnectGBs: try f.double("interconnectGBs", max: 1e5, allowZero: true),
+            memoryGiB: try f.double("memoryGiB", min: 0.25, max: 1e5), memoryBandwidthGBs: try f.double("memoryBandwidthGBs", min: 1, max: 1e6),
+            fp32TFLOPS: try f.double("fp32TFLOPS", min: 0.001, max: 1e6), fp16TFLOPS: try f.double("fp16TFLOPS", min: 0.001, max: 1e6),
+            fp8TFLOPS: try f.optionalDouble("fp8TFLOPS", min: 0.001, max: 1e6), int8TOPS: try f.optionalDouble("int8TOPS", min: 0.001, max: 1e6),
+            interconnect: try f.string("interconnect"), interconnectGBs: try f.double("interconnectGBs", min: 0.1, max: 1e5, allowZero: true),
             allReduceLatencyMicroseconds: try f.double("allReduceLatencyMicroseconds", max: 1e6, allowZero: true),
             precisions: precisions.isEmpty ? Precision.allCases : precisions,
             source: try f.string("source"), date: try f.string("date"))
@@ -251,7 +276,7 @@ public struct Catalog: Sendable, Hashable {
             name: try f.string("name"), series: try f.string("series"), gpu: try f.string("gpu"),
             gpuCount: try f.int("gpuCount", max: 64), vramPerGPUGB: try f.double("vramPerGPUGB", max: 1e5),
             vcpus: try f.optionalInt("vcpus", max: 10_000), ramGB: try f.optionalDouble("ramGB", max: 1e6),
-            pricePerHour: try f.optionalDouble("pricePerHour", max: 1e5), network: try f.optionalString("network") ?? "Ethernet",
+            pricePerHour: try f.optionalDouble("pricePerHour", min: 1e-4, max: 1e5), network: try f.optionalString("network") ?? "Ethernet",
             useCase: try f.optionalString("useCase") ?? "", notes: try f.stringArray("notes"), regions: try f.stringArray("regions"),
             source: try f.string("source"), date: try f.string("date"))
     }
@@ -259,20 +284,20 @@ public struct Catalog: Sendable, Hashable {
     static func parsePrice(_ f: Fields) throws(CostModelError) -> APIPrice {
         let discount = try f.optionalDouble("batchDiscount", max: 1, allowZero: true) ?? 0
         return APIPrice(
-            model: try f.string("model"), inputPer1M: try f.double("inputPer1M", max: 1e4),
-            cachedInputPer1M: try f.optionalDouble("cachedInputPer1M", max: 1e4, allowZero: true),
-            outputPer1M: try f.double("outputPer1M", max: 1e4), batchDiscount: discount,
+            model: try f.string("model"), inputPer1M: try f.double("inputPer1M", min: 1e-6, max: 1e4),
+            cachedInputPer1M: try f.optionalDouble("cachedInputPer1M", min: 1e-6, max: 1e4, allowZero: true),
+            outputPer1M: try f.double("outputPer1M", min: 1e-6, max: 1e4), batchDiscount: discount,
             source: try f.string("source"), date: try f.string("date"))
     }
 
     static func parsePTU(_ f: Fields) throws(CostModelError) -> PTUProfile {
         PTUProfile(
-            name: try f.string("name"), model: try f.string("model"), pricePerPTUHour: try f.double("pricePerPTUHour", max: 1e4),
-            monthlyReservationPerPTU: try f.optionalDouble("monthlyReservationPerPTU", max: 1e6),
-            yearlyReservationPerPTUMonth: try f.optionalDouble("yearlyReservationPerPTUMonth", max: 1e6),
+            name: try f.string("name"), model: try f.string("model"), pricePerPTUHour: try f.double("pricePerPTUHour", min: 1e-4, max: 1e4),
+            monthlyReservationPerPTU: try f.optionalDouble("monthlyReservationPerPTU", min: 1e-4, max: 1e6),
+            yearlyReservationPerPTUMonth: try f.optionalDouble("yearlyReservationPerPTUMonth", min: 1e-4, max: 1e6),
             minimumPTUs: try f.int("minimumPTUs", max: 100_000), increment: try f.int("increment", max: 100_000),
-            tokensPerMinutePerPTU: try f.double("tokensPerMinutePerPTU", max: 1e9),
-            outputTokenWeight: try f.double("outputTokenWeight", max: 100),
+            tokensPerMinutePerPTU: try f.double("tokensPerMinutePerPTU", min: 1, max: 1e9),
+            outputTokenWeight: try f.double("outputTokenWeight", min: 0.01, max: 100),
             source: try f.string("source"), date: try f.string("date"))
     }
 
@@ -351,12 +376,14 @@ struct Fields {
         return n.boolValue
     }
 
-    func double(_ key: String, max: Double, allowZero: Bool = false) throws(CostModelError) -> Double {
-        guard let value = try optionalDouble(key, max: max, allowZero: allowZero) else { throw fail(key, "missing (required)") }
+    func double(_ key: String, min: Double = 0, max: Double, allowZero: Bool = false) throws(CostModelError) -> Double {
+        guard let value = try optionalDouble(key, min: min, max: max, allowZero: allowZero) else { throw fail(key, "missing (required)") }
         return value
     }
 
-    func optionalDouble(_ key: String, max: Double, allowZero: Bool = false) throws(CostModelError) -> Double? {
+    /// A number in `[min, max]` (or exactly 0 when `allowZero`); `min` keeps rates that the estimators divide
+    /// by away from denormal values like 1e-320 that would turn a cost or a PTU count into infinity.
+    func optionalDouble(_ key: String, min: Double = 0, max: Double, allowZero: Bool = false) throws(CostModelError) -> Double? {
         guard let raw = values[key], !(raw is NSNull) else { return nil }
         guard let n = raw as? NSNumber, !Fields.isBoolean(n) else { throw fail(key, "must be a number") }
         let v = n.doubleValue
@@ -364,6 +391,7 @@ struct Fields {
             throw fail(key, "\(v) must be \(allowZero ? "zero or more" : "greater than zero")")
         }
         guard v <= max else { throw fail(key, "\(v) is implausibly large (at most \(max))") }
+        guard v >= min || (allowZero && v == 0) else { throw fail(key, "\(v) is implausibly small (at least \(min))") }
         return v
     }
 

@@ -125,6 +125,9 @@ public struct DeploymentPlanner: Sendable {
         try options.validate()
         let skus: [VMSKU]
         if let names = options.skus {
+            guard !names.isEmpty else {
+                throw CostModelError(.invalidInput, "The list of SKUs to try is empty; name at least one (e.g. ND96isr_H100_v5) or leave it unset to try the whole catalog.")
+            }
             var list: [VMSKU] = []
             for n in names { list.append(try catalog.vmSKU(named: n)) }
             skus = list
@@ -159,11 +162,7 @@ public struct DeploymentPlanner: Sendable {
                 }
             }
         }
-        plans.sort {
-            $0.dollarsPerMillionTokens != $1.dollarsPerMillionTokens
-                ? $0.dollarsPerMillionTokens < $1.dollarsPerMillionTokens
-                : $0.predictedP95TimePerOutputToken < $1.predictedP95TimePerOutputToken
-        }
+        plans.sort(by: DeploymentPlan.ranksBefore)
         var explanation: String?
         if plans.isEmpty { explanation = Self.explain(rejected, model: model, workload: workload, slos: slos) }
         return PlanResult(model: model.name, workload: workload, slos: slos, plans: plans, rejected: rejected, explanation: explanation)
@@ -256,7 +255,11 @@ public struct DeploymentPlanner: Sendable {
             let td = roofline.timePerOutputToken(batch: b, contextTokens: meanContext)
             let perRequest = prefillMean + workload.output.mean * td / Double(b)
             let capacity = Double(pp) / perRequest
-            let needed = Int((workload.requestsPerSecond / (capacity * options.targetUtilisation)).rounded(.up))
+            // Hardware described as absurdly slow (a hand-built catalog entry) can make a request take
+            // forever; more than a million replicas is not a plan.
+            let neededReplicas = (workload.requestsPerSecond / (capacity * options.targetUtilisation)).rounded(.up)
+            guard neededReplicas.isFinite, neededReplicas <= 1e6 else { continue }
+            let needed = Int(neededReplicas)
             let vms = pp > 1 ? needed * vmsPerReplica : (needed + replicasPerVM - 1) / replicasPerVM
             let replicas = pp > 1 ? needed : vms * replicasPerVM
             let lambda = workload.requestsPerSecond / Double(replicas)
@@ -343,6 +346,22 @@ func ms(_ seconds: Double) -> String {
 }
 
 extension DeploymentPlan {
+    /// The ranking order: cost per million tokens, then p95 time per output token, then — so that
+    /// equal-cost plans (two SKUs with the same price, or a duplicated catalog entry) always come out
+    /// in the same order — fewer GPUs per replica, the SKU name, the precision and the parallel layout.
+    static func ranksBefore(_ a: DeploymentPlan, _ b: DeploymentPlan) -> Bool {
+        if a.dollarsPerMillionTokens != b.dollarsPerMillionTokens { return a.dollarsPerMillionTokens < b.dollarsPerMillionTokens }
+        if a.predictedP95TimePerOutputToken != b.predictedP95TimePerOutputToken {
+            return a.predictedP95TimePerOutputToken < b.predictedP95TimePerOutputToken
+        }
+        if a.gpusPerReplica != b.gpusPerReplica { return a.gpusPerReplica < b.gpusPerReplica }
+        if a.sku != b.sku { return a.sku < b.sku }
+        let pa = Precision.allCases.firstIndex(of: a.weightPrecision) ?? 0, pb = Precision.allCases.firstIndex(of: b.weightPrecision) ?? 0
+        if pa != pb { return pa < pb }
+        if a.tensorParallel != b.tensorParallel { return a.tensorParallel < b.tensorParallel }
+        return a.maxBatch < b.maxBatch
+    }
+
     /// Lower $/h wins; equal cost goes to the lower p95 TPOT.
     func isCheaper(than other: DeploymentPlan?) -> Bool {
         guard let other else { return true }

@@ -33,6 +33,11 @@ public enum HuggingFaceConfig {
         guard kvHeads <= heads, heads % kvHeads == 0 else {
             throw .malformed(file: file, entry: "'\(name)'", field: "num_key_value_heads", "\(kvHeads) must divide num_attention_heads (\(heads))")
         }
+        let headDim = try f.optionalInt("head_dim", max: 4096)
+        if headDim == nil, hidden % heads != 0 {
+            throw .malformed(file: file, entry: "'\(name)'", field: "head_dim",
+                             "missing, and hidden_size \(hidden) is not a multiple of num_attention_heads \(heads); add head_dim")
+        }
         let localExperts = try f.optionalInt("num_local_experts", max: 4096)
         let namedExperts = try f.optionalInt("num_experts", max: 4096)
         let experts = localExperts ?? namedExperts ?? 1
@@ -48,7 +53,7 @@ public enum HuggingFaceConfig {
         return ModelSpec(
             name: name.lowercased(), displayName: name, huggingFaceID: values["_name_or_path"] as? String,
             layers: try f.int("num_hidden_layers", max: 1000), hiddenSize: hidden, attentionHeads: heads, kvHeads: kvHeads,
-            headDim: try f.optionalInt("head_dim", max: 4096), intermediateSize: intermediate,
+            headDim: headDim, intermediateSize: intermediate,
             vocabSize: try f.int("vocab_size", max: 1 << 24), tiedEmbeddings: try f.optionalBool("tie_word_embeddings") ?? false,
             attentionBias: bias, experts: experts, activeExperts: active,
             maxContext: try f.optionalInt("max_position_embeddings", max: 1 << 24) ?? 4096,

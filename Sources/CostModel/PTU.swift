@@ -95,8 +95,23 @@ public struct PTUAnalysis: Sendable, Hashable, Codable {
 public enum PTUCalculator {
     public static func analyse(_ workload: PTUWorkload, profile: PTUProfile, price: APIPrice) throws(CostModelError) -> PTUAnalysis {
         try workload.validate()
+        // Profiles and prices built in code skip the catalog parser's checks: check what is divided by or counted.
+        try Check.positive(profile.tokensPerMinutePerPTU, "PTU profile '\(profile.name)' tokens per minute per PTU", max: 1e9)
+        try Check.positive(profile.outputTokenWeight, "PTU profile '\(profile.name)' output token weight", max: 100)
+        try Check.positive(profile.pricePerPTUHour, "PTU profile '\(profile.name)' price per PTU-hour", max: 1e4)
+        try Check.positive(profile.minimumPTUs, "PTU profile '\(profile.name)' minimum PTUs", max: 100_000)
+        try Check.positive(profile.increment, "PTU profile '\(profile.name)' PTU increment", max: 100_000)
+        for (value, what) in [(profile.monthlyReservationPerPTU, "monthly reservation"), (profile.yearlyReservationPerPTUMonth, "yearly reservation")] {
+            if let value { try Check.positive(value, "PTU profile '\(profile.name)' \(what) per PTU", max: 1e6) }
+        }
+        try Check.positive(price.inputPer1M, "API price '\(price.model)' input per 1M", max: 1e4)
+        try Check.nonNegative(price.outputPer1M, "API price '\(price.model)' output per 1M", max: 1e4)
+        if let cached = price.cachedInputPer1M { try Check.nonNegative(cached, "API price '\(price.model)' cached input per 1M", max: 1e4) }
         let weighted = workload.inputTokensPerRequest + profile.outputTokenWeight * workload.outputTokensPerRequest
         let raw = workload.peakRequestsPerMinute * weighted / profile.tokensPerMinutePerPTU
+        guard raw.isFinite, raw <= 1e9 else {
+            throw CostModelError(.invalidInput, "Peak \(fmt(workload.peakRequestsPerMinute)) RPM × \(fmt(weighted)) weighted tokens would need \(fmt(raw, 0)) PTUs (more than 10⁹); check the request rate and token counts.")
+        }
         var ptus = max(profile.minimumPTUs, Int(raw.rounded(.up)))
         let step = max(1, profile.increment)
         ptus = (ptus + step - 1) / step * step
@@ -156,6 +171,8 @@ public enum PTUCalculator {
 
 func fmt(_ value: Double, _ decimals: Int = 1) -> String {
     guard value.isFinite else { return "∞" }
+    // Beyond 10¹⁵ digit grouping is unreadable (and Int64 overflows past 9.2 × 10¹⁸): scientific notation.
+    guard abs(value) < 1e15 else { return String(format: "%.3g", value) }
     let rounded = (value * pow10(decimals)).rounded() / pow10(decimals)
     var text = decimals == 0 ? String(Int64(rounded)) : String(format: "%.\(decimals)f", rounded)
     // Thousands separators for the integer part.

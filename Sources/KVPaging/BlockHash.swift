@@ -1,10 +1,12 @@
 /// Stable 64-bit hashing for prefix-cache keys (identical on every run and platform).
 ///
 /// Swift's `Hasher` is randomly seeded per process, so it cannot name a block
-/// across runs or machines; these functions can. The token hash is a
-/// four-lane multiply–rotate design (in the style of xxHash64, written here)
-/// that processes one token id per 64-bit word, so a 2,000-token prompt
-/// hashes in well under a microsecond.
+/// across runs or machines; these functions can. The block hash folds 128-bit
+/// products of position-keyed token pairs (a multiply-and-fold design in the
+/// style of wyhash, written here), so a 2,000-token prompt hashes in well under
+/// a microsecond. It is not a cryptographic hash: a lookup always compares the
+/// stored token ids, parent hash and salt, so a collision costs a cache miss,
+/// never wrong K/V.
 public enum StableHash {
     @usableFromInline static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     @usableFromInline static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
@@ -14,11 +16,6 @@ public enum StableHash {
 
     @inlinable @inline(__always)
     static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 - r)) }
-
-    @inlinable @inline(__always)
-    static func lane(_ acc: UInt64, _ input: UInt64) -> UInt64 {
-        rotl(acc &+ input &* p2, 31) &* p1
-    }
 
     /// Final mixing so every input bit affects every output bit.
     @inlinable @inline(__always)
@@ -32,35 +29,43 @@ public enum StableHash {
         return h
     }
 
+    /// The high and low halves of the 128-bit product, folded (one `mul` instruction).
+    @inlinable @inline(__always)
+    static func mum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let r = a.multipliedFullWidth(by: b)
+        return r.high ^ r.low
+    }
+
     /// The hash of one full block: chains `parent` (the previous block's hash, or a root value),
     /// the `salt` and the block's token ids.
+    ///
+    /// Each pair of tokens, keyed by its position, goes through one 64 × 64 → 128-bit multiply whose
+    /// halves are folded; the pair products are summed in two independent accumulators, so the work
+    /// for a block has no long dependency chain. Only the last step — one more folded multiply of the
+    /// block's content value with the parent hash and salt, then ``avalanche(_:)`` (a folded multiply
+    /// alone leaves structure when parents differ in a few low bits) — depends on the previous block,
+    /// which keeps a 125-block prompt's chain short.
     @inlinable
     public static func block(parent: UInt64, salt: UInt64, tokens: UnsafeBufferPointer<Int>) -> UInt64 {
-        var v1 = parent &+ p1 &+ p2
-        var v2 = salt &+ p2
-        var v3 = parent ^ p3
-        var v4 = salt &- p1
+        var acc1: UInt64 = 0, acc2: UInt64 = 0
+        var k1 = p1, k2 = p3   // per-position keys: the same tokens in another order hash differently
         let n = tokens.count
         var i = 0
         while i + 4 <= n {
-            v1 = lane(v1, UInt64(bitPattern: Int64(tokens[i])))
-            v2 = lane(v2, UInt64(bitPattern: Int64(tokens[i + 1])))
-            v3 = lane(v3, UInt64(bitPattern: Int64(tokens[i + 2])))
-            v4 = lane(v4, UInt64(bitPattern: Int64(tokens[i + 3])))
+            acc1 &+= mum(UInt64(bitPattern: Int64(tokens[i])) ^ k1, UInt64(bitPattern: Int64(tokens[i + 1])) ^ k2)
+            acc2 &+= mum(UInt64(bitPattern: Int64(tokens[i + 2])) ^ (k1 &+ p2), UInt64(bitPattern: Int64(tokens[i + 3])) ^ (k2 &+ p4))
+            k1 &+= p2 &+ p2
+            k2 &+= p4 &+ p4
             i += 4
         }
-        var h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-        h = (h ^ lane(0, v1)) &* p1 &+ p4
-        h = (h ^ lane(0, v2)) &* p1 &+ p4
-        h = (h ^ lane(0, v3)) &* p1 &+ p4
-        h = (h ^ lane(0, v4)) &* p1 &+ p4
-        h &+= UInt64(n)
         while i < n {
-            h ^= lane(0, UInt64(bitPattern: Int64(tokens[i])))
-            h = rotl(h, 27) &* p1 &+ p4
+            acc1 &+= mum(UInt64(bitPattern: Int64(tokens[i])) ^ k1, k2 ^ p5)
+            k1 &+= p2
+            k2 &+= p4
             i += 1
         }
-        return avalanche(h)
+        let content = acc1 ^ rotl(acc2, 32) ^ UInt64(truncatingIfNeeded: n)
+        return avalanche(mum(content ^ p1, parent ^ rotl(salt, 17) ^ p2))
     }
 
     /// Convenience over an array.
@@ -90,8 +95,13 @@ public enum StableHash {
 /// is fixed at creation (≥ 2 × the number of blocks, a power of two): each
 /// block is registered under at most one hash, so it never fills.
 struct BlockHashIndex: Sendable {
-    private var keys: [UInt64]
-    private var values: [Int32]
+    /// One slot: the (mapped) hash and its block side by side, so a probe reads one cache line.
+    struct Slot: Sendable {
+        var key: UInt64
+        var value: Int32
+    }
+
+    private var slots: [Slot]
     private let mask: Int
     private(set) var count = 0
 
@@ -101,19 +111,20 @@ struct BlockHashIndex: Sendable {
     init(maxEntries: Int) {
         var cap = 16
         while cap < 2 * maxEntries { cap <<= 1 }
-        keys = [UInt64](repeating: 0, count: cap)
-        values = [Int32](repeating: -1, count: cap)
+        slots = [Slot](repeating: Slot(key: 0, value: -1), count: cap)
         mask = cap - 1
     }
 
     func find(_ hash: UInt64) -> Int? {
         let k = Self.key(hash)
         var i = Int(truncatingIfNeeded: k) & mask
-        while true {
-            let stored = keys[i]
-            if stored == k { return Int(values[i]) }
-            if stored == 0 { return nil }
-            i = (i + 1) & mask
+        return slots.withUnsafeBufferPointer { t -> Int? in
+            while true {
+                let stored = t[i].key
+                if stored == k { return Int(t[i].value) }
+                if stored == 0 { return nil }
+                i = (i + 1) & mask
+            }
         }
     }
 
@@ -121,17 +132,20 @@ struct BlockHashIndex: Sendable {
     mutating func insert(_ hash: UInt64, block: Int) -> Bool {
         let k = Self.key(hash)
         var i = Int(truncatingIfNeeded: k) & mask
-        while true {
-            let stored = keys[i]
-            if stored == k { return false }
-            if stored == 0 {
-                keys[i] = k
-                values[i] = Int32(truncatingIfNeeded: block)
-                count += 1
-                return true
+        let m = mask
+        let inserted = slots.withUnsafeMutableBufferPointer { t -> Bool in
+            while true {
+                let stored = t[i].key
+                if stored == k { return false }
+                if stored == 0 {
+                    t[i] = Slot(key: k, value: Int32(truncatingIfNeeded: block))
+                    return true
+                }
+                i = (i + 1) & m
             }
-            i = (i + 1) & mask
         }
+        if inserted { count += 1 }
+        return inserted
     }
 
     /// Removes the entry for `hash` if it maps to `block`.
@@ -139,10 +153,10 @@ struct BlockHashIndex: Sendable {
         let k = Self.key(hash)
         var i = Int(truncatingIfNeeded: k) & mask
         while true {
-            let stored = keys[i]
+            let stored = slots[i].key
             if stored == 0 { return }
             if stored == k {
-                guard Int(values[i]) == block else { return }
+                guard Int(slots[i].value) == block else { return }
                 break
             }
             i = (i + 1) & mask
@@ -150,20 +164,18 @@ struct BlockHashIndex: Sendable {
         // Backward-shift deletion: move later entries of the probe run into the hole.
         var hole = i
         var j = (i + 1) & mask
-        while keys[j] != 0 {
-            let home = Int(truncatingIfNeeded: keys[j]) & mask
+        while slots[j].key != 0 {
+            let home = Int(truncatingIfNeeded: slots[j].key) & mask
             // Entry j may move to `hole` if its home is not in (hole, j] cyclically.
             let distHome = (j - home) & mask
             let distHole = (j - hole) & mask
             if distHome >= distHole {
-                keys[hole] = keys[j]
-                values[hole] = values[j]
+                slots[hole] = slots[j]
                 hole = j
             }
             j = (j + 1) & mask
         }
-        keys[hole] = 0
-        values[hole] = -1
+        slots[hole] = Slot(key: 0, value: -1)
         count -= 1
     }
 }

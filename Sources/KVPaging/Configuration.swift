@@ -40,23 +40,32 @@ public struct KVCacheConfiguration: Sendable, Hashable {
     @inlinable
     public func blocks(forTokens tokens: Int) -> Int { (tokens + blockSize - 1) / blockSize }
 
+    /// The most token slots (`blockCount × blockSize`) a pool may have: 2²⁸ ≈ 268 M tokens, far beyond
+    /// any single deployment's KV memory, keeps the per-slot prefix-cache token store under 2 GiB.
+    public static let maxTokenSlots = 1 << 28
+    /// The longest `maxSequenceLength` accepted (2³² tokens), so token arithmetic cannot overflow.
+    public static let maxSequenceLengthLimit = 1 << 32
+
     /// Throws ``KVPagingError/Code/invalidConfiguration`` naming the first bad field.
     public func validate() throws(KVPagingError) {
-        // 2^31 blocks keeps block ids in Int32-sized tables and the hash index bounded.
-        guard blockCount >= 1, blockCount <= 1 << 31 else {
-            throw KVPagingError(.invalidConfiguration, "blockCount is \(blockCount); pass 1…2³¹ device blocks")
+        // Block ids live in Int32 tables: at most 2³¹ − 1 blocks.
+        guard blockCount >= 1, blockCount < 1 << 31 else {
+            throw KVPagingError(.invalidConfiguration, "blockCount is \(blockCount); pass 1…2³¹−1 device blocks")
         }
         guard blockSize >= 1, blockSize <= 65_536 else {
             throw KVPagingError(.invalidConfiguration, "blockSize is \(blockSize); pass 1…65536 tokens per block (16 is usual)")
         }
-        guard maxSequenceLength >= 1 else {
-            throw KVPagingError(.invalidConfiguration, "maxSequenceLength is \(maxSequenceLength); pass the model's context length (≥ 1)")
+        guard blockCount * blockSize <= Self.maxTokenSlots else {
+            throw KVPagingError(.invalidConfiguration, "blockCount × blockSize is \(blockCount) × \(blockSize) token slots, more than the \(Self.maxTokenSlots) supported; size the pool from the KV memory actually available")
+        }
+        guard maxSequenceLength >= 1, maxSequenceLength <= Self.maxSequenceLengthLimit else {
+            throw KVPagingError(.invalidConfiguration, "maxSequenceLength is \(maxSequenceLength); pass the model's context length (1…2³²)")
         }
         guard watermark.isFinite, watermark >= 0, watermark < 1 else {
             throw KVPagingError(.invalidConfiguration, "watermark is \(watermark); pass a fraction in [0, 1) such as 0.01")
         }
-        guard hostBlockCount >= 0, hostBlockCount <= 1 << 31 else {
-            throw KVPagingError(.invalidConfiguration, "hostBlockCount is \(hostBlockCount); pass 0 (no swapping) … 2³¹")
+        guard hostBlockCount >= 0, hostBlockCount <= Self.maxTokenSlots / blockSize else {
+            throw KVPagingError(.invalidConfiguration, "hostBlockCount is \(hostBlockCount); pass 0 (no swapping) … \(Self.maxTokenSlots / blockSize) (2²⁸ token slots)")
         }
     }
 }

@@ -57,7 +57,10 @@ public struct ContiguousKVAllocator: KVCacheAllocator {
     }
 
     public func admissionCheck(_ prompt: KVPrompt) -> AdmissionCheck {
-        AdmissionCheck(
+        guard (try? configuration.validatePrompt(prompt)) != nil else {
+            return AdmissionCheck(blocksNeeded: Int.max, blocksAvailable: largestFreeRun, cachedTokens: 0)
+        }
+        return AdmissionCheck(
             blocksNeeded: configuration.blocks(forTokens: reservedTokens(for: prompt)),
             blocksAvailable: largestFreeRun,
             cachedTokens: 0
@@ -95,6 +98,9 @@ public struct ContiguousKVAllocator: KVCacheAllocator {
     public mutating func appendSlots(_ id: SequenceID, count: Int) throws(KVPagingError) -> AppendOutcome {
         var s = try state(id, "appendSlots")
         guard count >= 1 else { throw KVPagingError(.invalidArgument, "appendSlots: count is \(count); append at least one token") }
+        guard count <= configuration.maxSequenceLength - s.length else {
+            throw KVPagingError(.exceedsMaxLength, "appendSlots: \(id) holds \(s.length) tokens; \(count) more would pass maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")
+        }
         let newLength = s.length + count
         guard newLength <= configuration.maxSequenceLength else {
             throw KVPagingError(.exceedsMaxLength, "appendSlots: \(id) would reach \(newLength) tokens, past maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")

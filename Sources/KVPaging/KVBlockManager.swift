@@ -58,7 +58,11 @@ public struct KVBlockManager: KVCacheAllocator {
             blockSize: configuration.blockSize,
             cachingEnabled: configuration.enablePrefixCaching
         )
-        self.host = HostBlockPool(blockCount: configuration.hostBlockCount)
+        self.host = HostBlockPool(
+            blockCount: configuration.hostBlockCount,
+            blockSize: configuration.blockSize,
+            cachingEnabled: configuration.enablePrefixCaching
+        )
     }
 
     @inline(__always) var blockSize: Int { configuration.blockSize }
@@ -79,6 +83,7 @@ public struct KVBlockManager: KVCacheAllocator {
     }
     /// Host pool: blocks and the reference count of one host block.
     public var hostFreeBlocks: Int { host.freeStack.count }
+    /// `block` is a host block index from a swapped-out sequence's block table, in `0..<hostBlockCount`.
     public func hostRefCount(of block: Int) -> Int { Int(host.refCounts[block]) }
 
     public func length(of id: SequenceID) throws(KVPagingError) -> Int { try state(id, "length").length }
@@ -112,7 +117,12 @@ public struct KVBlockManager: KVCacheAllocator {
     // MARK: Admission
 
     public func admissionCheck(_ prompt: KVPrompt) -> AdmissionCheck {
-        let total = configuration.blocks(forTokens: max(prompt.length, 0))
+        let available0 = max(0, pool.availableCount - configuration.watermarkBlocks)
+        // A prompt admit would reject (empty, too long, inconsistent) never fits.
+        guard (try? configuration.validatePrompt(prompt)) != nil else {
+            return AdmissionCheck(blocksNeeded: Int.max, blocksAvailable: available0, cachedTokens: 0)
+        }
+        let total = configuration.blocks(forTokens: prompt.length)
         var hits = 0, revived = 0
         if prompt.length >= 1, prompt.length <= configuration.maxSequenceLength, let tokens = prompt.tokens, tokens.count == prompt.length {
             tokens.withUnsafeBufferPointer { t in
@@ -213,13 +223,8 @@ public struct KVBlockManager: KVCacheAllocator {
 
     /// Allocates `blocks` blocks into `table`, recording `tokens` written slots across them.
     private mutating func allocateFilling(_ table: inout [Int], blocks: Int, tokens: Int) {
-        var remaining = tokens
-        for _ in 0..<blocks {
-            guard let b = pool.allocate() else { preconditionFailure("capacity was checked before allocating") }
-            let n = min(remaining, blockSize)
-            pool.addFill(b, n)
-            remaining -= n
-            table.append(b)
+        guard pool.allocate(blocks, filling: tokens, into: &table) else {
+            preconditionFailure("capacity was checked before allocating")
         }
     }
 
@@ -228,7 +233,9 @@ public struct KVBlockManager: KVCacheAllocator {
     public func blocksNeeded(toAppend count: Int, to id: SequenceID) throws(KVPagingError) -> Int {
         let s = try state(id, "blocksNeeded")
         guard !s.onHost else { throw swappedOut(id, "blocksNeeded") }
-        guard count >= 0 else { throw KVPagingError(.invalidArgument, "blocksNeeded: count is \(count); pass ≥ 0") }
+        guard count >= 0, count <= KVCacheConfiguration.maxSequenceLengthLimit else {
+            throw KVPagingError(.invalidArgument, "blocksNeeded: count is \(count); pass 0…2³²")
+        }
         return needed(s, count)
     }
 
@@ -252,6 +259,9 @@ public struct KVBlockManager: KVCacheAllocator {
         guard var s = sequences[id] else { throw recentlyReleased.missingError(id, operation: op) }
         guard !s.onHost else { throw swappedOut(id, op) }
         guard count >= 1 else { throw KVPagingError(.invalidArgument, "\(op): count is \(count); append at least one token") }
+        guard count <= configuration.maxSequenceLength - s.length else {
+            throw KVPagingError(.exceedsMaxLength, "\(op): \(id) holds \(s.length) tokens; \(count) more would pass maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")
+        }
         let newLength = s.length + count
         guard newLength <= configuration.maxSequenceLength else {
             throw KVPagingError(.exceedsMaxLength, "\(op): \(id) would reach \(newLength) tokens, past maxSequenceLength \(configuration.maxSequenceLength); stop generation at the limit")
@@ -388,6 +398,8 @@ public struct KVBlockManager: KVCacheAllocator {
         copies.reserveCapacity(order.count)
         for b in order {
             let h = host.allocate(refCount: refs[b]!, fill: pool.filledSlots(of: b))
+            // Remember a registered block's prefix-cache identity so swap-in can re-register it.
+            if pool.isRegistered(b) { host.remember(h, pool.meta[b], tokens: pool.tokenStore, at: b * blockSize) }
             mapping[b] = h
             copies.append(BlockCopy(source: b, destination: h))
         }
@@ -403,9 +415,13 @@ public struct KVBlockManager: KVCacheAllocator {
         return .swapped(copies)
     }
 
-    /// Brings swapped-out sequences back to the device (new blocks; they are not re-registered in the
-    /// prefix cache). The admission watermark does not apply: swapped sequences were already running.
-    /// Returns the host→device copies to perform.
+    /// Brings swapped-out sequences back to the device. The admission watermark does not apply:
+    /// swapped sequences were already running.
+    ///
+    /// Full blocks that were registered in the prefix cache when they were swapped out keep that
+    /// identity: when the device still holds a block with the same prefix (cached-free, or held by
+    /// another sequence) it is reused without a copy; otherwise the new block is registered again,
+    /// so later prompts sharing the prefix hit it. Returns the host→device copies to perform.
     public mutating func swapIn(_ ids: [SequenceID]) throws(KVPagingError) -> SwapOutcome {
         try checkGroup(ids, onHost: true, "swapIn")
         var refs: [Int: Int] = [:]
@@ -416,17 +432,53 @@ public struct KVBlockManager: KVCacheAllocator {
                 refs[b, default: 0] += 1
             }
         }
-        guard order.count <= pool.availableCount else {
-            return .wouldExceedCapacity(blocksNeeded: order.count, available: pool.availableCount)
+        // 1. Which host blocks are still on the device? Reviving a cached-free one costs an available
+        //    block; reusing an active one costs nothing; every other host block needs a new block.
+        var reuse: [Int: Int] = [:]
+        var cost = 0
+        for h in order {
+            if let d = deviceCopy(ofHost: h) {
+                reuse[h] = d
+                if pool.refCounts[d] == 0 { cost += 1 }
+            } else {
+                cost += 1
+            }
+        }
+        guard cost <= pool.availableCount else {
+            return .wouldExceedCapacity(blocksNeeded: cost, available: pool.availableCount)
         }
         var mapping: [Int: Int] = [:]
-        var copies: [BlockCopy] = []
-        copies.reserveCapacity(order.count)
+        // 2. Take the reused blocks first (out of the LRU list, so allocation below cannot evict them).
         for h in order {
+            guard let d = reuse[h] else { continue }
+            for _ in 0..<refs[h]! {
+                do { try pool.retain(d) } catch { preconditionFailure("a cached block is retainable: \(error)") }
+            }
+            mapping[h] = d
+        }
+        // 3. Copy the rest into new blocks, registering those that were registered before.
+        var copies: [BlockCopy] = []
+        copies.reserveCapacity(order.count - reuse.count)
+        for h in order where reuse[h] == nil {
+            // A host block swapped out by another group may carry a prefix registered earlier in this loop.
+            if let d = deviceCopy(ofHost: h) {
+                for _ in 0..<refs[h]! {
+                    do { try pool.retain(d) } catch { preconditionFailure("an active block is retainable: \(error)") }
+                }
+                mapping[h] = d
+                continue
+            }
             guard let d = pool.allocate() else { preconditionFailure("capacity was checked") }
             pool.addFill(d, Int(host.fill[h]))
             for _ in 1..<refs[h]! {
                 do { try pool.retain(d) } catch { preconditionFailure("fresh block is retainable: \(error)") }
+            }
+            if h < host.meta.count, host.meta[h].registered {
+                let m = host.meta[h]
+                _ = host.tokens.withUnsafeBufferPointer { t in
+                    pool.register(d, hash: m.hash, parent: m.parent, salt: m.salt,
+                                  tokens: UnsafeBufferPointer(rebasing: t[(h * blockSize)..<((h + 1) * blockSize)]))
+                }
             }
             mapping[h] = d
             copies.append(BlockCopy(source: h, destination: d))
@@ -439,6 +491,16 @@ public struct KVBlockManager: KVCacheAllocator {
             sequences[id] = s
         }
         return .swapped(copies)
+    }
+
+    /// The device block holding the same registered prefix block as host block `h`, if any.
+    private func deviceCopy(ofHost h: Int) -> Int? {
+        guard h < host.meta.count, host.meta[h].registered else { return nil }
+        let m = host.meta[h]
+        return host.tokens.withUnsafeBufferPointer { t in
+            pool.lookup(hash: m.hash, parent: m.parent, salt: m.salt,
+                        tokens: UnsafeBufferPointer(rebasing: t[(h * blockSize)..<((h + 1) * blockSize)]))
+        }
     }
 
     private func checkGroup(_ ids: [SequenceID], onHost: Bool, _ op: String) throws(KVPagingError) {
@@ -469,18 +531,39 @@ public struct KVBlockManager: KVCacheAllocator {
     }
 }
 
-/// Host-memory swap space: a free stack and reference counts (no caching).
+/// Host-memory swap space: a free stack and reference counts. A host block is never looked up by
+/// prefix; it only remembers the prefix-cache identity of the device block it was copied from
+/// (hash, parent, salt and token ids) so that swap-in can register the block again.
 struct HostBlockPool: Sendable {
     let blockCount: Int
+    let blockSize: Int
     var refCounts: [Int32]
     var fill: [Int32]
     var freeStack: [Int32]
+    var meta: [KVBlockPool.Meta]
+    var tokens: [Int]
 
-    init(blockCount: Int) {
+    init(blockCount: Int, blockSize: Int, cachingEnabled: Bool) {
         self.blockCount = blockCount
+        self.blockSize = blockSize
         refCounts = [Int32](repeating: 0, count: blockCount)
         fill = [Int32](repeating: 0, count: blockCount)
-        freeStack = (0..<Int32(blockCount)).reversed()
+        freeStack = (0..<Int32(truncatingIfNeeded: blockCount)).reversed()
+        meta = [KVBlockPool.Meta](repeating: .init(), count: cachingEnabled ? blockCount : 0)
+        tokens = [Int](repeating: 0, count: cachingEnabled ? blockCount * blockSize : 0)
+    }
+
+    /// Records that host block `h` holds the registered device block described by `m`, whose token ids
+    /// start at `offset` in `source`.
+    mutating func remember(_ h: Int, _ m: KVBlockPool.Meta, tokens source: [Int], at offset: Int) {
+        guard !meta.isEmpty else { return }
+        meta[h] = m
+        let bs = blockSize
+        tokens.withUnsafeMutableBufferPointer { dst in
+            source.withUnsafeBufferPointer { src in
+                for i in 0..<bs { dst[h * bs + i] = src[offset + i] }
+            }
+        }
     }
 
     mutating func allocate(refCount: Int, fill f: Int) -> Int {
@@ -494,6 +577,7 @@ struct HostBlockPool: Sendable {
         refCounts[b] -= 1
         if refCounts[b] == 0 {
             fill[b] = 0
+            if !meta.isEmpty { meta[b].registered = false }
             freeStack.append(Int32(b))
         }
     }

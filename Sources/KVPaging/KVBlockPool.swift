@@ -36,11 +36,16 @@ public struct KVBlockPool: Sendable {
     /// Blocks held by at least one sequence.
     public private(set) var activeCount = 0
 
+    /// Prefix-cache metadata of one block, kept together so a lookup or a registration touches one cache line.
+    struct Meta: Sendable {
+        var hash: UInt64 = 0
+        var parent: UInt64 = 0
+        var salt: UInt64 = 0
+        var registered = false
+    }
+
     // Prefix-cache metadata, per block.
-    var registered: [Bool]
-    var blockHash: [UInt64]
-    var parentHash: [UInt64]
-    var saltOf: [UInt64]
+    var meta: [Meta]
     var tokenStore: [Int]
     var index: BlockHashIndex
 
@@ -62,18 +67,12 @@ public struct KVBlockPool: Sendable {
         freeStack = (0..<Int32(blockCount)).reversed()
         lruPrev = [Int32](repeating: -1, count: blockCount)
         lruNext = [Int32](repeating: -1, count: blockCount)
-        registered = [Bool](repeating: false, count: blockCount)
+        meta = [Meta](repeating: Meta(), count: blockCount)
         fill = [Int32](repeating: 0, count: blockCount)
         if cachingEnabled {
-            blockHash = [UInt64](repeating: 0, count: blockCount)
-            parentHash = [UInt64](repeating: 0, count: blockCount)
-            saltOf = [UInt64](repeating: 0, count: blockCount)
             tokenStore = [Int](repeating: 0, count: blockCount * blockSize)
             index = BlockHashIndex(maxEntries: blockCount)
         } else {
-            blockHash = []
-            parentHash = []
-            saltOf = []
             tokenStore = []
             index = BlockHashIndex(maxEntries: 0)
         }
@@ -87,10 +86,14 @@ public struct KVBlockPool: Sendable {
     public var registeredCount: Int { index.count }
 
     /// The state of `block`.
+    ///
+    /// The read-only inspection accessors (`state(of:)`, `refCount(of:)`, `filledSlots(of:)`,
+    /// `isRegistered(_:)`) take a block index from a block table, like an array subscript:
+    /// `block` must be in `0..<blockCount`. Mutating calls (`retain`, `release`) check and throw.
     public func state(of block: Int) -> BlockState {
         let rc = refCounts[block]
         if rc > 0 { return .active(refCount: Int(rc)) }
-        return registered[block] ? .cachedFree : .free
+        return meta[block].registered ? .cachedFree : .free
     }
 
     /// Reference count of `block` (0 when free or cached-free).
@@ -110,6 +113,44 @@ public struct KVBlockPool: Sendable {
         return allocateByEviction()
     }
 
+    /// Takes `count` blocks as ``allocate()`` would and appends them to `table`, recording `tokens` written
+    /// slots over them in order (each block filled before the next). False, changing nothing, when fewer
+    /// than `count` blocks are available.
+    mutating func allocate(_ count: Int, filling tokens: Int, into table: inout [Int]) -> Bool {
+        guard count >= 0, count <= availableCount else { return false }
+        var remaining = tokens
+        let bs = blockSize
+        let fromFree = min(count, freeStack.count)
+        if fromFree > 0 {
+            let top = freeStack.count - 1
+            freeStack.withUnsafeBufferPointer { stack in
+                refCounts.withUnsafeMutableBufferPointer { rc in
+                    fill.withUnsafeMutableBufferPointer { fl in
+                        for k in 0..<fromFree {
+                            let b = Int(stack[top - k])
+                            let n = min(remaining, bs)
+                            rc[b] = 1
+                            fl[b] = Int32(truncatingIfNeeded: n)   // free blocks hold fill 0
+                            remaining -= n
+                            table.append(b)
+                        }
+                    }
+                }
+            }
+            freeStack.removeLast(fromFree)
+            activeCount += fromFree
+            filledActiveSlots += tokens - remaining
+        }
+        for _ in fromFree..<count {
+            guard let b = allocateByEviction() else { return false }   // unreachable: capacity was checked
+            let n = min(remaining, bs)
+            addFill(b, n)
+            remaining -= n
+            table.append(b)
+        }
+        return true
+    }
+
     mutating func allocateByEviction() -> Int? {
         guard lruHead >= 0 else { return nil }
         let b = Int(lruHead)
@@ -126,7 +167,7 @@ public struct KVBlockPool: Sendable {
     public mutating func retain(_ block: Int) throws(KVPagingError) {
         try checkIndex(block)
         if refCounts[block] == 0 {
-            guard registered[block] else {
+            guard meta[block].registered else {
                 throw KVPagingError(.invalidArgument, "block \(block) is free; allocate it instead of retaining it")
             }
             unlinkLRU(block)
@@ -148,7 +189,7 @@ public struct KVBlockPool: Sendable {
     mutating func becameUnreferenced(_ block: Int) {
         activeCount -= 1
         filledActiveSlots -= Int(fill[block])
-        if registered[block] {
+        if meta[block].registered {
             appendLRU(block)
         } else {
             fill[block] = 0
@@ -170,24 +211,21 @@ public struct KVBlockPool: Sendable {
     /// cannot serve wrong K/V; the residual risk is two *different parent chains* with equal
     /// 64-bit hashes and equal next-block tokens (≈ 2⁻⁶⁴ per pair of chains).
     func lookup(hash: UInt64, parent: UInt64, salt: UInt64, tokens: UnsafeBufferPointer<Int>) -> Int? {
-        guard cachingEnabled, let b = index.find(hash) else { return nil }
-        guard parentHash[b] == parent, saltOf[b] == salt else { return nil }
+        guard cachingEnabled, tokens.count == blockSize, let b = index.find(hash) else { return nil }
+        let m = meta[b]
+        guard m.registered, m.hash == hash, m.parent == parent, m.salt == salt else { return nil }
         let base = b * blockSize
-        let same = tokenStore.withUnsafeBufferPointer { store in
-            for i in 0..<blockSize where store[base + i] != tokens[i] { return false }
-            return true
+        return tokenStore.withUnsafeBufferPointer { store in
+            for i in 0..<blockSize where store[base + i] != tokens[i] { return nil }
+            return b
         }
-        return same ? b : nil
     }
 
     /// Registers a full active block under `hash`; false (nothing changes) when the hash is taken.
     @discardableResult
     mutating func register(_ block: Int, hash: UInt64, parent: UInt64, salt: UInt64, tokens: UnsafeBufferPointer<Int>) -> Bool {
-        guard cachingEnabled, !registered[block], index.insert(hash, block: block) else { return false }
-        registered[block] = true
-        blockHash[block] = hash
-        parentHash[block] = parent
-        saltOf[block] = salt
+        guard cachingEnabled, tokens.count == blockSize, !meta[block].registered, index.insert(hash, block: block) else { return false }
+        meta[block] = Meta(hash: hash, parent: parent, salt: salt, registered: true)
         let base = block * blockSize
         tokenStore.withUnsafeMutableBufferPointer { store in
             for i in 0..<blockSize { store[base + i] = tokens[i] }
@@ -196,12 +234,12 @@ public struct KVBlockPool: Sendable {
     }
 
     /// Whether `block` holds a registered prefix.
-    public func isRegistered(_ block: Int) -> Bool { registered[block] }
+    public func isRegistered(_ block: Int) -> Bool { meta[block].registered }
 
     private mutating func unregister(_ b: Int) {
-        guard registered[b] else { return }
-        index.remove(blockHash[b], block: b)
-        registered[b] = false
+        guard meta[b].registered else { return }
+        index.remove(meta[b].hash, block: b)
+        meta[b].registered = false
     }
 
     /// Drops every cached-free block's content (they become free); active blocks keep theirs.

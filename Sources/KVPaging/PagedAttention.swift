@@ -48,7 +48,7 @@ public struct PagedAttentionBatch: Sendable, Hashable {
         guard length >= 1 else {
             throw KVPagingError(.invalidArgument, "sequence \(sequence): context length \(length); each sequence needs ≥ 1 token")
         }
-        let need = (length + blockSize - 1) / blockSize
+        let need = length / blockSize + (length % blockSize == 0 ? 0 : 1)   // ⌈length / blockSize⌉ without overflow
         guard table.count >= need else {
             throw KVPagingError(.shapeMismatch, "sequence \(sequence): \(length) tokens need \(need) blocks of \(blockSize), its block table has \(table.count)")
         }

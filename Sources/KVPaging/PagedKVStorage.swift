@@ -21,8 +21,10 @@ public struct PagedKVStorage: Sendable {
         guard numBlocks >= 1, blockSize >= 1, kvHeads >= 1, headDim >= 1 else {
             throw KVPagingError(.invalidArgument, "PagedKVStorage: numBlocks \(numBlocks), blockSize \(blockSize), kvHeads \(kvHeads), headDim \(headDim) must all be ≥ 1")
         }
-        let (n, overflow) = numBlocks.multipliedReportingOverflow(by: blockSize * kvHeads * headDim)
-        guard !overflow, n <= 1 << 34 else {
+        let (a, o1) = numBlocks.multipliedReportingOverflow(by: blockSize)
+        let (b, o2) = a.multipliedReportingOverflow(by: kvHeads)
+        let (n, o3) = b.multipliedReportingOverflow(by: headDim)
+        guard !(o1 || o2 || o3), n <= 1 << 34 else {
             throw KVPagingError(.invalidArgument, "PagedKVStorage: \(numBlocks)×\(blockSize)×\(kvHeads)×\(headDim) elements is too large for host storage")
         }
         self.numBlocks = numBlocks

@@ -22,10 +22,7 @@ struct CostCatalogOptions: ParsableArguments {
             guard let hfName else {
                 throw CostModelError(.invalidInput, "--hf-config needs --hf-name to say what to call the model.")
             }
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: hfConfig)) } catch {
-                throw CostModelError(.malformedCatalog, "Cannot read \(hfConfig); check the path.", underlying: error.localizedDescription)
-            }
+            let data = try Catalog.readUserFile(hfConfig)
             catalog = try catalog.addingModel(huggingFaceConfig: data, name: hfName, file: hfConfig)
         }
         return catalog

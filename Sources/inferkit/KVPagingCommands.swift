@@ -31,7 +31,7 @@ struct BenchKVPaging: ParsableCommand {
     var seed: UInt64 = 2024
 
     mutating func run() throws {
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be ≥ 1") }
+        guard repetitions >= 1, repetitions <= 1000 else { throw ValidationError("--repetitions is \(repetitions); pass 1…1000") }
         let sections = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let known: Set<String> = ["capacity", "prefix", "speed", "attention"]
         guard sections.isSubset(of: known), !sections.isEmpty else {

@@ -140,10 +140,14 @@ struct ShadowFuzz {
             }
         case 92..<98:   // swap in
             guard let id = try pick(onHost: true) else { return }
+            let hostBlocks = Set(try kv.blockTable(of: id)).count
             switch try kv.swapIn([id]) {
             case .swapped(let copies):
                 for c in copies { Self.copyBlock(c, bs, from: host, to: &device) }
                 counts["swapIn", default: 0] += 1
+                // Fewer copies than blocks: a prefix block still on the device was reused (its content is
+                // checked with every other block's by checkInvariants).
+                if copies.count < hostBlocks { counts["swapInReuse", default: 0] += 1 }
             case .wouldExceedCapacity:
                 counts["swapInFull", default: 0] += 1
             }
@@ -235,5 +239,6 @@ struct ShadowFuzz {
         }
         if caching { #expect(f.counts["prefixHit", default: 0] > 0, "\(f.counts)") }
         if host > 0 { #expect(f.counts["swapOut", default: 0] > 0 && f.counts["swapIn", default: 0] > 0, "\(f.counts)") }
+        if host > 0 && caching { #expect(f.counts["swapInReuse", default: 0] > 0, "\(f.counts)") }
     }
 }
