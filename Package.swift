@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
         .target(
             name: "KVPagingOpenCL",
-            dependencies: ["KVPaging", "TensorCore", "CInferenceKitOpenCL"],
+            dependencies: ["KVPaging", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
 
@@ -121,7 +121,7 @@ let package = Package(
             name: "inferkit",
             dependencies: [
                 "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
-                "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
+                "Quantization", "KVPaging", "KVPagingOpenCL", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
@@ -171,7 +171,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore", "TensorCoreOpenCL"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),
