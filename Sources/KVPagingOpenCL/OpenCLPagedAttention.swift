@@ -38,8 +38,9 @@ public final class OpenCLPagedAttention: PagedAttentionKernel {
         try self.init(backend: backend)
     }
 
-    static func program(_ backend: OpenCLBackend) throws -> OpenCLProgram {
-        try backend.program(source: PagedKernelSource.source, options: PagedKernelSource.options, kernels: PagedKernelSource.kernels, label: PagedKernelSource.label)
+    static func program(_ backend: OpenCLBackend, queryRows: Int = 8) throws -> OpenCLProgram {
+        try backend.program(source: PagedKernelSource.source, options: PagedKernelSource.options(queryRows: queryRows),
+                            kernels: PagedKernelSource.kernels, label: PagedKernelSource.label)
     }
 
     // MARK: Device-resident
@@ -98,7 +99,8 @@ public final class OpenCLPagedAttention: PagedAttentionKernel {
         let tables: [Int32]        // [S, tableStride], padded with 0
         let tableStride: Int
         let seqInfo: [Int32]       // per sequence: context length, query length, first query row
-        let rowsPad: Int           // virtual rows per (sequence, KV head), a multiple of 8
+        let queryRows: Int         // virtual rows per work-item (4 or 8)
+        let rowsPad: Int           // virtual rows per (sequence, KV head), a multiple of queryRows
         let sequences: Int
 
         init(query: Shape, storage: OpenCLPagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) {
@@ -138,7 +140,8 @@ public final class OpenCLPagedAttention: PagedAttentionKernel {
             hq = query[1]
             let group = hq / storage.kvHeads
             let maxQ = batch.queryLengths.max() ?? 1
-            let rq = PagedKernelSource.queryRows
+            let rq = PagedKernelSource.queryRows(group: group, maxQueries: maxQ)
+            queryRows = rq
             rowsPad = (group * maxQ + rq - 1) / rq * rq
             let (scratch, overflow) = (s * storage.kvHeads).multipliedReportingOverflow(by: rowsPad * storage.headDim)
             guard !overflow, scratch <= Int(Int32.max), query.elementCount <= Int(Int32.max) else {
@@ -162,8 +165,11 @@ public final class OpenCLPagedAttention: PagedAttentionKernel {
 
     private func run(_ plan: Plan, query: OpenCLTensor, storage: OpenCLPagedKVStorage, scale: Float) throws(KVPagingError) -> OpenCLTensor {
         let hk = storage.kvHeads, d = storage.headDim
+        // CPU devices: one work-item covers up to 8 KV heads, so it reads whole slot rows [Hkv, D]
+        // (contiguous) and the prefetchers keep up; other devices want one head per work-item for parallelism.
+        let headsPerItem = backend.device.kind == .cpu ? min(hk, PagedKernelSource.maxHeadsPerItem) : 1
         return try device("running paged attention on \(backend.device.name)") {
-            let program = try Self.program(backend)
+            let program = try Self.program(backend, queryRows: plan.queryRows)
             let tables = try backend.makeBuffer(plan.tables)
             let info = try backend.makeBuffer(plan.seqInfo)
             // Per-row accumulators [S, Hkv, rowsPad, D]; released once the queued kernel has finished.
@@ -173,8 +179,8 @@ public final class OpenCLPagedAttention: PagedAttentionKernel {
                 .tensor(query), .tensor(storage.keys), .tensor(storage.values), .buffer(tables), .buffer(info),
                 .tensor(scratch), .tensor(out),
                 .int32(Int32(plan.hq)), .int32(Int32(hk)), .int32(Int32(d)), .int32(Int32(storage.blockSize)),
-                .int32(Int32(plan.tableStride)), .int32(Int32(plan.rowsPad)), .float(scale),
-            ], global: [plan.rowsPad / PagedKernelSource.queryRows, hk, plan.sequences], local: [1, 1, 1])
+                .int32(Int32(plan.tableStride)), .int32(Int32(plan.rowsPad)), .float(scale), .int32(Int32(headsPerItem)),
+            ], global: [plan.rowsPad / plan.queryRows, (hk + headsPerItem - 1) / headsPerItem, plan.sequences], local: [1, 1, 1])
             return out
         }
     }

@@ -123,7 +123,7 @@ public final class OpenCLPagedKVStorage: Sendable {
     private func scatter(_ key: OpenCLTensor, _ value: OpenCLTensor, _ slots: [Int32]) throws(KVPagingError) {
         let row = rowElements
         try device("writing \(slots.count) K/V rows through the slot mapping") {
-            let program = try backend.program(source: PagedKernelSource.source, options: PagedKernelSource.options, kernels: PagedKernelSource.kernels, label: PagedKernelSource.label)
+            let program = try OpenCLPagedAttention.program(backend)
             let slotBuffer = try backend.makeBuffer(slots)
             try backend.enqueue(program, kernel: "kv_scatter", arguments: [
                 .tensor(key), .tensor(value), .buffer(slotBuffer), .tensor(keys), .tensor(values),

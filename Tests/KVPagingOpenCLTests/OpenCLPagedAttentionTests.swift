@@ -49,6 +49,7 @@ struct OpenCLPagedAttentionTests {
         (bs: 16, hq: 8, hk: 2, d: 128, lengths: [97, 33], queries: [1, 5]),                 // decoder-sized heads
         (bs: 3, hq: 4, hk: 1, d: 300, lengths: [17, 2], queries: [3, 2]),                   // D past the old 256 limit, GQA 4
         (bs: 7, hq: 3, hk: 3, d: 129, lengths: [50], queries: [50]),                        // whole-prompt prefill, no GQA
+        (bs: 2, hq: 20, hk: 10, d: 7, lengths: [9, 4, 13], queries: [1, 2, 1]),             // > 8 KV heads: two head groups per sequence
     ])
     func deviceStorageMatchesTheReference(bs: Int, hq: Int, hk: Int, d: Int, lengths: [Int], queries: [Int]) throws {
         let kernel = try #require(kernel)
