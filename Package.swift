@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TensorCoreBLAS", targets: ["TensorCoreBLAS"]),
         .library(name: "TensorCoreOpenCL", targets: ["TensorCoreOpenCL"]),
         .library(name: "Quantization", targets: ["Quantization"]),
+        .library(name: "QuantizationOpenCL", targets: ["QuantizationOpenCL"]),
         .library(name: "KVPaging", targets: ["KVPaging"]),
         .library(name: "KVPagingOpenCL", targets: ["KVPagingOpenCL"]),
         .library(name: "Scheduling", targets: ["Scheduling"]),
@@ -62,8 +63,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
-        .target(name: "CInferenceKitQuantKernels"),
+        .target(name: "CInferenceKitQuantKernels", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
+        // Quantized OpenCL kernels live apart so Quantization itself never links OpenCL.
+        .target(
+            name: "QuantizationOpenCL",
+            dependencies: ["Quantization", "TensorCore", "CInferenceKitOpenCL"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
         .target(
             name: "KVPagingOpenCL",
@@ -125,6 +132,7 @@ let package = Package(
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
+                "QuantizationOpenCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -158,6 +166,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "QuantizeMatrix",
+            dependencies: ["Quantization", "TensorCore"],
+            path: "Examples/QuantizeMatrix",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",
@@ -168,6 +183,11 @@ let package = Package(
             name: "QuantizationTests",
             dependencies: ["Quantization", "TensorCore"],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QuantizationOpenCLTests",
+            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),

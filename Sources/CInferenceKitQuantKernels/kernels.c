@@ -284,6 +284,9 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
         IKQ_KERNEL_BODY(DOT8, DOT4, OFF)                                                                                \
     }
 
+#ifndef IKQ_PREFETCH_AHEAD
+#define IKQ_PREFETCH_AHEAD 2048
+#endif
 #define IKQ_VNNI_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define IKQ_AVX2_TARGET "avx2,fma,f16c"
 
@@ -309,7 +312,106 @@ IKQ_DEFINE_TILE(ikq_tile_avx2, IKQ_AVX2_TARGET, IKQ_AVX2_DOT8, IKQ_AVX2_DOT4, 0.
         else NAME##_spec(w, q, d, s, tokens, out, os, g0, g1, 0, IKQ_WEIGHT_ZERO);                                      \
     }
 
-IKQ_DEFINE_DRIVER(ikq_matmul_vnni, IKQ_VNNI_TARGET, ikq_tile_vnni, 6)
+// Decode path for AVX-512: two 8-row groups side by side in one ZMM (rows of group g in lanes 0–7,
+// group g + 1 in lanes 8–15), halving the instructions per weight byte of the 256-bit tile.
+__attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static inline void ikq_pair_vnni512(
+    const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, float *out, int64_t out_stride,
+    int64_t g, int64_t t0, const int TT, const int CODE8, const int KIND) {
+    const int64_t K = w->cols, nb = K / 32, nsc = nb >> w->scale_shift;
+    const int64_t block_bytes = CODE8 ? 256 : 128;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    const uint8_t *c0 = w->codes + g * nb * block_bytes, *c1 = c0 + nb * block_bytes;
+    __m512 acc[TT];
+    for (int c = 0; c < TT; c++) acc[c] = _mm512_setzero_ps();
+    __m512 rs = _mm512_setzero_ps();
+    if (w->row_scales) rs = _mm512_loadu_ps(w->row_scales + g * 8);
+    const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? 128.0f : 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = c0 + b * block_bytes, *p1 = c1 + b * block_bytes;
+        if (TT == 1) {  // decode streams the weights once: prefetch both row groups ~1 KB ahead
+            for (int64_t o = 0; o < block_bytes; o += 64) {
+                _mm_prefetch((const char *)(p0 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(p1 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
+            }
+        }
+        __m512i ia[TT];
+        for (int c = 0; c < TT; c++) ia[c] = _mm512_setzero_si512();
+        if (CODE8) {
+            for (int j = 0; j < 8; j++) {
+                const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
+                                                      _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
+                for (int c = 0; c < TT; c++)
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], wv, _mm512_set1_epi32(ikq_load_i32(q + (t0 + c) * K + b * 32 + 4 * j)));
+            }
+        } else {
+            for (int j = 0; j < 4; j++) {
+                const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
+                                                     _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
+                const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+                for (int c = 0; c < TT; c++) {
+                    const int8_t *xp = q + (t0 + c) * K + b * 32 + 8 * j;
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], lo, _mm512_set1_epi32(ikq_load_i32(xp)));
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], hi, _mm512_set1_epi32(ikq_load_i32(xp + 4)));
+                }
+            }
+        }
+        const int64_t si0 = (g * nsc + (b >> w->scale_shift)) * 8, si1 = si0 + nsc * 8;
+        __m512 sv = rs;
+        if (!w->row_scales)
+            sv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->scales + si0))),
+                                                         _mm_loadu_si128((const __m128i *)(w->scales + si1)), 1));
+        __m512 zv = _mm512_setzero_ps(), mv = _mm512_setzero_ps();
+        if (KIND == IKQ_WEIGHT_ZERO) {
+            const __m128i z = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(w->zeros + si0)), _mm_loadl_epi64((const __m128i *)(w->zeros + si1)));
+            zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z));
+        }
+        if (KIND == IKQ_WEIGHT_MIN) {
+            const int64_t mi0 = (g * nb + b) * 8, mi1 = mi0 + nb * 8;
+            mv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->mins + mi0))),
+                                                         _mm_loadu_si128((const __m128i *)(w->mins + mi1)), 1));
+        }
+        for (int c = 0; c < TT; c++) {
+            const float dx = d[(t0 + c) * nb + b], sx = s[(t0 + c) * nb + b];
+            __m512 f = _mm512_cvtepi32_ps(ia[c]);
+            if (KIND == IKQ_WEIGHT_ZERO) f = _mm512_fnmadd_ps(zv, _mm512_set1_ps(sx), f);
+            else if (offset != 0.0f) f = _mm512_sub_ps(f, _mm512_set1_ps(offset * sx));
+            if (KIND == IKQ_WEIGHT_MIN) acc[c] = _mm512_fmadd_ps(mv, _mm512_set1_ps(dx * sx), acc[c]);
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(sv, _mm512_set1_ps(dx)), f, acc[c]);
+        }
+    }
+    const int64_t valid = w->rows - g * 8 < 16 ? w->rows - g * 8 : 16;
+    for (int c = 0; c < TT; c++) {
+        float tmp[16];
+        _mm512_storeu_ps(tmp, acc[c]);
+        for (int r = 0; r < valid; r++) out[(t0 + c) * out_stride + g * 8 + r] = tmp[r];
+    }
+}
+
+__attribute__((target(IKQ_VNNI_TARGET))) static void ikq_matmul_vnni_spec(const ikq_packed_matrix *w, const int8_t *q,
+    const float *d, const float *s, int64_t tokens, float *out, int64_t os, int64_t g0, int64_t g1, const int CODE8, const int KIND) {
+    // Pairs of groups in ZMM registers: 8 tokens at a time, then the remaining tokens one by one
+    // (decode is the T = 1 case); an odd last group uses the 256-bit tile.
+    const int TILE = 8;
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) {
+        int64_t t = 0;
+        for (; t + TILE <= tokens; t += TILE) ikq_pair_vnni512(w, q, d, s, out, os, g, t, TILE, CODE8, KIND);
+        for (; t < tokens; t++) ikq_pair_vnni512(w, q, d, s, out, os, g, t, 1, CODE8, KIND);
+    }
+    for (; g < g1; g++) {
+        int64_t t = 0;
+        for (; t + 6 <= tokens; t += 6) ikq_tile_vnni(w, q, d, s, out, os, g, t, 6, CODE8, KIND);
+        for (; t < tokens; t++) ikq_tile_vnni(w, q, d, s, out, os, g, t, 1, CODE8, KIND);
+    }
+}
+
+__attribute__((target(IKQ_VNNI_TARGET))) static void ikq_matmul_vnni(const ikq_packed_matrix *w, const int8_t *q, const float *d,
+    const float *s, int64_t tokens, float *out, int64_t os, int64_t g0, int64_t g1) {
+    if (w->code_bits == 8) ikq_matmul_vnni_spec(w, q, d, s, tokens, out, os, g0, g1, 1, IKQ_WEIGHT_SIGNED8);
+    else if (w->weight_kind == IKQ_WEIGHT_OFFSET8) ikq_matmul_vnni_spec(w, q, d, s, tokens, out, os, g0, g1, 0, IKQ_WEIGHT_OFFSET8);
+    else if (w->weight_kind == IKQ_WEIGHT_MIN) ikq_matmul_vnni_spec(w, q, d, s, tokens, out, os, g0, g1, 0, IKQ_WEIGHT_MIN);
+    else ikq_matmul_vnni_spec(w, q, d, s, tokens, out, os, g0, g1, 0, IKQ_WEIGHT_ZERO);
+}
 IKQ_DEFINE_DRIVER(ikq_matmul_avx2, IKQ_AVX2_TARGET, ikq_tile_avx2, 4)
 
 #endif  // IKQ_X86
@@ -330,8 +432,33 @@ void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const 
 }
 
 // MARK: - Bandwidth probe
+//
+// Sums the buffer with the widest loads available, so the probe spends as little CPU per byte as the
+// kernels do and measures the memory system, not instruction throughput.
+
+#if IKQ_X86
+__attribute__((target("avx2"))) static uint64_t ikq_probe_avx2(const uint8_t *p, size_t bytes) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+    }
+    const __m256i a = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, a);
+    uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < bytes; i++) sum += p[i];
+    return sum;
+}
+#endif
 
 uint64_t ikq_read_bandwidth_probe(const void *p, size_t bytes) {
+#if IKQ_X86
+    if (ikq_detected_isa() >= IKQ_ISA_AVX2) return ikq_probe_avx2((const uint8_t *)p, bytes);
+#endif
     const uint64_t *u = (const uint64_t *)p;
     const size_t n = bytes / 8;
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;

@@ -23,7 +23,7 @@ public struct GGUFTensorInfo: Sendable, Hashable {
 
     /// Number of elements.
     public var elementCount: Int { dimensions.reduce(1, *) }
-    /// The shape outermost first (`[rows, columns]` for a matrix), as ``Tensor`` uses.
+    /// The shape outermost first (`[rows, columns]` for a matrix), as `Tensor` uses.
     public var rowMajorShape: [Int] { dimensions.reversed() }
     /// The type name (`Q4_0`, or `type 12` when unsupported).
     public var typeName: String { type?.description ?? "type \(typeID)" }

@@ -46,8 +46,11 @@ public struct GGUFWriter {
 
     /// Adds a tensor whose bytes are produced when the file is written.
     /// - Parameters:
-    ///   - dimensions: GGUF order, contiguous dimension first (`[columns, rows]` for a matrix).
+    ///   - name: the tensor's name, unique in the file.
     ///   - typeID: a raw ggml type id (any id, so unknown types can be copied through).
+    ///   - dimensions: GGUF order, contiguous dimension first (`[columns, rows]` for a matrix).
+    ///   - byteCount: the size of the data; checked against the type and dimensions for known types.
+    ///   - produce: returns exactly `byteCount` bytes; called once, in tensor order, while writing.
     public mutating func addTensor(name: String, typeID: UInt32, dimensions: [Int], byteCount: Int, produce: @escaping () throws -> [UInt8]) throws {
         guard !tensors.contains(where: { $0.name == name }) else {
             throw QuantizationError(.invalidMetadata, "tensor '\(name)' was added twice")
@@ -69,7 +72,7 @@ public struct GGUFWriter {
         try addTensor(name: name, typeID: type.rawValue, dimensions: dimensions, byteCount: bytes.count) { bytes }
     }
 
-    /// Adds a Float32 tensor (shape outermost first, as ``Tensor`` uses).
+    /// Adds a Float32 tensor (shape outermost first, as `Tensor` uses).
     public mutating func addTensor(name: String, float32 tensor: Tensor) throws {
         var b = [UInt8](repeating: 0, count: tensor.elementCount * 4)
         tensor.withUnsafeBufferPointer { src in
@@ -91,6 +94,11 @@ public struct GGUFWriter {
     // MARK: Encoding
 
     func header() throws -> [UInt8] {
+        if let v = metadata.first(where: { $0.key == "general.alignment" })?.value {
+            guard case let .uint32(a) = v, a > 0, a & (a - 1) == 0, a <= 1 << 20 else {
+                throw QuantizationError(.invalidMetadata, "general.alignment is \(v) (\(v.type)); set it to a u32 power of two such as 32")
+            }
+        }
         var out: [UInt8] = []
         out.u32(GGUFFile.magic)
         out.u32(3)
@@ -130,8 +138,24 @@ public struct GGUFWriter {
         return out
     }
 
-    /// Writes the file, producing one tensor at a time.
+    /// Writes the file, producing one tensor at a time. The bytes go to `path` + `.partial` first and
+    /// are renamed over `path` only when complete, so a failure never leaves a truncated file behind.
     public func write(to path: String) throws {
+        let partial = path + ".partial"
+        do {
+            try writeDirectly(to: partial)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        guard rename(partial, path) == 0 else {
+            let reason = String(describing: POSIXErrorCode(rawValue: errno).map { POSIXError($0) } as Any)
+            try? FileManager.default.removeItem(atPath: partial)
+            throw QuantizationError(.io, "cannot move the finished file to '\(path)'", underlying: reason)
+        }
+    }
+
+    func writeDirectly(to path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw QuantizationError(.io, "cannot create '\(path)'; check the directory exists and is writable")
         }

@@ -33,6 +33,10 @@ public struct QuantizationError: Error, Sendable, CustomStringConvertible, Equat
         case invalidMetadata
         /// Reading or writing a file failed.
         case io
+        /// No suitable compute device (e.g. no OpenCL platform) exists on this machine.
+        case deviceUnavailable
+        /// A device call failed (an OpenCL status, a kernel build error).
+        case deviceFailure
     }
 
     public let code: Code

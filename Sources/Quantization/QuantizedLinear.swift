@@ -16,7 +16,7 @@ public protocol LinearWeights: Sendable {
     func apply(_ x: Tensor, backend: some ComputeBackend) throws -> Tensor
 }
 
-/// Float32 weights `[N, K]`, multiplied on the given ``ComputeBackend`` (`x · Wᵀ` via `transposeB`).
+/// Float32 weights `[N, K]`, multiplied on the given `ComputeBackend` (`x · Wᵀ` via `transposeB`).
 public struct DenseLinear: LinearWeights {
     public let weight: Tensor
     public init(weight: Tensor) throws {
@@ -126,7 +126,9 @@ public struct QuantizedLinear: LinearWeights {
                     let isa = Int32(isa.rawValue)
                     let body: @Sendable (Int) -> Void = { i in
                         var w = storage.descriptor
-                        let g0 = groups * i / chunks, g1 = groups * (i + 1) / chunks
+                        // Split points are even so the AVX-512 path can pair groups in every chunk.
+                        let g0 = i == 0 ? 0 : (groups * i / chunks) & ~1
+                        let g1 = i == chunks - 1 ? groups : (groups * (i + 1) / chunks) & ~1
                         ikq_matmul_isa(isa, &w, qs.pointer, ds.pointer, ss.pointer, Int64(tokens), outBase.pointer, Int64(n), Int64(g0), Int64(g1))
                     }
                     if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }

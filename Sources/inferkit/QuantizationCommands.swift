@@ -4,6 +4,7 @@ import CInferenceKitQuantKernels
 import Dispatch
 import Foundation
 import Quantization
+import QuantizationOpenCL
 import TensorCore
 
 // MARK: - Shared output helpers
@@ -107,6 +108,11 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--type \(type): GGUF stores q8_0, q4_0 or q4_1; INT8/INT4 group formats have no GGUF type")
         }
         let fileType: UInt32 = format == .q8_0 ? 7 : format == .q4_0 ? 2 : 3
+        let inURL = URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL
+        let outURL = URL(fileURLWithPath: output).resolvingSymlinksInPath().standardizedFileURL
+        guard inURL.path != outURL.path else {
+            throw QuantCLIError(message: "OUT must differ from IN (\(input)); the input is memory-mapped while the output is written")
+        }
         let src = try QuantCLI.wrap { try GGUFFile(contentsOf: input) }
         var w = GGUFWriter()
         for (k, v) in src.metadataEntries { w.setMetadata(k, v) }
@@ -190,6 +196,7 @@ struct BenchQuant: ParsableCommand {
     @Option(help: "Kernel path: avx512-vnni, avx2 or scalar (default: best detected).") var isa: String?
     @Option(help: "Formats for decode (comma separated).") var formats = "q8_0,q4_0,q4_1,int8,int4-g32,int4-g128-asym"
     @Flag(help: "Small sizes for a smoke run (1024², prefill 64×1024×1024, 64 MB).") var quick = false
+    @Flag(inversion: .prefixedNo, help: "Also time the OpenCL q8_0/q4_0 kernels on the first OpenCL device (PoCL on a CPU).") var opencl = true
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -206,35 +213,65 @@ struct BenchQuant: ParsableCommand {
         let shapes = quick ? [(1024, 1024)] : [(4096, 4096), (4096, 14336)]
         let gemm = quick ? (64, 1024, 1024) : (512, 4096, 4096)
 
+        var clRuntime: OpenCLQuantizedRuntime?
+        if opencl {
+            do { clRuntime = try OpenCLQuantizedRuntime() } catch { log("OpenCL rows skipped: \(error)") }
+        }
         var results: [[String: Any]] = []
-        let bw = Self.readBandwidth(bytes: footprint, threads: threads, reps: reps)
+        let bw = Self.readBandwidth(bytes: footprint, threads: threads, reps: reps).median
         log("read bandwidth (\(threads) threads, \(footprint >> 20) MB): \(String(format: "%.1f", bw)) GB/s")
         var lines: [String] = []
-        lines.append("Decode GEMV, \(threads) threads, weights rotated over ≥ \(footprint >> 20) MB; read bandwidth \(String(format: "%.1f", bw)) GB/s; kernel path \(ISA.active.name)")
-        lines.append(QuantCLI.pad("shape [N, K]", 16) + QuantCLI.pad("weights", 16) + QuantCLI.lpad("bits/w", 8) + QuantCLI.lpad("µs", 10)
-            + QuantCLI.lpad("GB/s", 8) + QuantCLI.lpad("% of BW", 9) + QuantCLI.lpad("vs F32", 8))
+        lines.append("Decode GEMV, \(threads) threads, weights rotated over ≥ \(footprint >> 20) MB; kernel path \(ISA.active.name)"
+            + (clRuntime.map { "; OpenCL device \($0.deviceDescription) (its own threads)" } ?? ""))
+        lines.append("Each row: read bandwidth measured just before the case (same footprint, threads); medians of \(reps) (best in brackets).")
+        lines.append("cpu columns: bytes per CPU-second per thread (process CPU time ÷ threads) for kernel and probe — a proxy robust to time-slicing on a loaded machine.")
+        lines.append(QuantCLI.pad("shape [N, K]", 14) + QuantCLI.pad("weights", 16) + QuantCLI.lpad("bits/w", 7) + QuantCLI.lpad("µs", 8)
+            + QuantCLI.lpad("GB/s", 7) + QuantCLI.lpad("(best)", 8) + QuantCLI.lpad("read BW", 9) + QuantCLI.lpad("% of BW", 9) + QuantCLI.lpad("vs F32", 8)
+            + QuantCLI.lpad("cpu GB/s", 10) + QuantCLI.lpad("cpu BW", 8) + QuantCLI.lpad("cpu %", 7))
+        func row(_ shape: String, _ name: String, _ bits: Double, _ t: (median: Double, best: Double), _ bytes: Int, _ caseBW: Double, _ f32: Double,
+                 cpu: (kernelUS: Double, probeGBs: Double)? = nil) -> [String: Any] {
+            let gbs = Double(bytes) / t.median / 1e3, best = Double(bytes) / t.best / 1e3
+            lines.append(QuantCLI.pad(shape, 14) + QuantCLI.pad(name, 16) + QuantCLI.lpad(String(format: "%.2f", bits), 7) + QuantCLI.lpad(String(format: "%.0f", t.median), 8)
+                + QuantCLI.lpad(String(format: "%.1f", gbs), 7) + QuantCLI.lpad(String(format: "(%.1f)", best), 8) + QuantCLI.lpad(String(format: "%.1f", caseBW), 9)
+                + QuantCLI.lpad(String(format: "%.0f%%", 100 * gbs / caseBW), 9) + QuantCLI.lpad(String(format: "%.2f×", f32 / t.median), 8)
+                + (cpu.map { c in
+                    QuantCLI.lpad(String(format: "%.1f", Double(bytes) / c.kernelUS / 1e3), 10) + QuantCLI.lpad(String(format: "%.1f", c.probeGBs), 8)
+                        + QuantCLI.lpad(String(format: "%.0f%%", 100 * Double(bytes) / c.kernelUS / 1e3 / c.probeGBs), 7)
+                } ?? ""))
+            log("GEMV \(shape) \(name): \(String(format: "%.0f", t.median)) µs, \(String(format: "%.1f", gbs)) GB/s of \(String(format: "%.1f", caseBW))")
+            var r: [String: Any] = ["kind": "gemv", "shape": shape, "weights": name, "us": t.median, "best_us": t.best, "gbps": gbs, "read_bandwidth_gbps": caseBW,
+                    "fraction_of_bandwidth": gbs / caseBW, "speedup_vs_f32": f32 / t.median]
+            if let cpu {
+                r["cpu_us_per_thread"] = cpu.kernelUS
+                r["cpu_fraction_of_bandwidth"] = Double(bytes) / cpu.kernelUS / 1e3 / cpu.probeGBs
+            }
+            return r
+        }
         for (n, k) in shapes {
+            let shape = "\(n)×\(k)"
+            let bwF = Self.readBandwidth(bytes: footprint, threads: threads, reps: 3).median
             let f32 = Self.blasGEMV(n: n, k: k, footprint: footprint, reps: reps)
-            let f32GBs = Double(n * k * 4) / f32 / 1e3
-            log("GEMV [\(n), \(k)] F32 OpenBLAS: \(String(format: "%.0f", f32)) µs")
-            lines.append(QuantCLI.pad("\(n)×\(k)", 16) + QuantCLI.pad("f32 (OpenBLAS)", 16) + QuantCLI.lpad("32", 8) + QuantCLI.lpad(String(format: "%.0f", f32), 10)
-                + QuantCLI.lpad(String(format: "%.1f", f32GBs), 8) + QuantCLI.lpad(String(format: "%.0f%%", 100 * f32GBs / bw), 9) + QuantCLI.lpad("1.00×", 8))
-            results.append(["kind": "gemv", "n": n, "k": k, "weights": "f32-openblas", "us": f32, "gbps": f32GBs, "fraction_of_bandwidth": f32GBs / bw])
+            results.append(row(shape, "f32 (OpenBLAS)", 32, (f32.median, f32.best), n * k * 4, bwF, f32.median))
             let w = Tensor.random(shape: [n, k], seed: 42, distribution: .normal(mean: 0, standardDeviation: 0.02))
             for f in fmts {
                 let qm = try QuantCLI.wrap { try QuantizedMatrix.quantize(w, as: f) }
-                let us = try Self.quantGEMV(qm, footprint: footprint, reps: reps, threads: threads)
-                let gbs = Double(qm.bytes.count) / us / 1e3
-                log("GEMV [\(n), \(k)] \(f): \(String(format: "%.0f", us)) µs, \(String(format: "%.1f", gbs)) GB/s")
-                lines.append(QuantCLI.pad("\(n)×\(k)", 16) + QuantCLI.pad(f.name, 16) + QuantCLI.lpad(String(format: "%.2f", qm.bitsPerWeight), 8)
-                    + QuantCLI.lpad(String(format: "%.0f", us), 10) + QuantCLI.lpad(String(format: "%.1f", gbs), 8)
-                    + QuantCLI.lpad(String(format: "%.0f%%", 100 * gbs / bw), 9) + QuantCLI.lpad(String(format: "%.2f×", f32 / us), 8))
-                results.append(["kind": "gemv", "n": n, "k": k, "weights": f.name, "us": us, "gbps": gbs, "fraction_of_bandwidth": gbs / bw, "speedup_vs_f32": f32 / us])
+                let probe = Self.readBandwidth(bytes: footprint, threads: threads, reps: 3)
+                let t = try Self.quantGEMV(qm, footprint: footprint, reps: reps, threads: threads)
+                results.append(row(shape, f.name, qm.bitsPerWeight, (t.median, t.best), qm.bytes.count, probe.median, f32.median,
+                                   cpu: (t.cpu, probe.cpu)))
+            }
+            if let rt = clRuntime {
+                for f in [QuantizationFormat.q8_0, .q4_0] {
+                    let qm = try QuantCLI.wrap { try QuantizedMatrix.quantize(w, as: f) }
+                    let caseBW = Self.readBandwidth(bytes: footprint, threads: threads, reps: 3).median
+                    let t = try Self.openCLGEMV(rt, qm, footprint: footprint, reps: reps)
+                    results.append(row(shape, "opencl " + f.name, qm.bitsPerWeight, t, qm.bytes.count, caseBW, f32.median))
+                }
             }
         }
         let (m, n, k) = gemm
         let flops = 2.0 * Double(m * n * k)
-        let sg = Self.blasGEMM(m: m, n: n, k: k, reps: reps)
+        let sg = Self.blasGEMM(m: m, n: n, k: k, reps: reps).median
         log("GEMM \(m)×\(n)×\(k) F32 OpenBLAS: \(String(format: "%.1f", flops / sg / 1e3)) GFLOP/s")
         lines.append("")
         lines.append("Prefill GEMM [\(m), \(k)] × [\(n), \(k)]ᵀ, \(threads) threads")
@@ -258,6 +295,29 @@ struct BenchQuant: ParsableCommand {
                 + QuantCLI.lpad(String(format: "%.2f×", sg / us), 8))
             results.append(["kind": "gemm", "m": m, "n": n, "k": k, "weights": f.name, "ms": us / 1e3, "gflops": flops / us / 1e3, "speedup_vs_f32": sg / us])
         }
+        if let rt = clRuntime {
+            // The OpenCL kernels compute one output per work-item (no tiling), which is slow for prefill on a
+            // CPU device: time them on the first 64 tokens and report GFLOP/s of that product.
+            let mcl = min(m, 64)
+            let xcl = try Tensor(shape: [mcl, k], scalars: Array(x.scalars[0..<(mcl * k)]))
+            let flopsCL = 2.0 * Double(mcl * n * k)
+            lines.append("(OpenCL rows: first \(mcl) tokens only; the F32 ratio compares GFLOP/s)")
+            for f in [QuantizationFormat.q8_0, .q4_0] {
+                let lin = try QuantCLI.wrap { try rt.makeLinear(QuantizedMatrix.quantize(w, as: f)) }
+                _ = try lin.apply(xcl)
+                var times: [Double] = []
+                for _ in 0..<max(1, min(reps, 3)) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = try lin.apply(xcl)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+                }
+                let us = Self.median(times)
+                let gf = flopsCL / us / 1e3, gfF32 = flops / sg / 1e3
+                lines.append(QuantCLI.pad("opencl " + f.name, 16) + QuantCLI.lpad(String(format: "%.1f", us / 1e3), 10) + QuantCLI.lpad(String(format: "%.1f", gf), 10)
+                    + QuantCLI.lpad(String(format: "%.2f×", gf / gfF32), 8))
+                results.append(["kind": "gemm", "m": mcl, "n": n, "k": k, "weights": "opencl " + f.name, "ms": us / 1e3, "gflops": gf, "speedup_vs_f32": gf / gfF32])
+            }
+        }
         if json {
             try QuantCLI.printJSON(["threads": threads, "isa": ISA.active.name, "read_bandwidth_gbps": bw, "footprint_mb": footprint >> 20, "results": results])
         } else {
@@ -273,25 +333,27 @@ struct BenchQuant: ParsableCommand {
     }
 
     /// GB/s of `threads` threads each summing its part of a `bytes` buffer (median of `reps`).
-    static func readBandwidth(bytes: Int, threads: Int, reps: Int) -> Double {
+    static func readBandwidth(bytes: Int, threads: Int, reps: Int) -> (median: Double, best: Double, cpu: Double) {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 4096)
         defer { buf.deallocate() }
         buf.initializeMemory(as: UInt8.self, repeating: 1)
         let base = SendableRaw(buf.baseAddress!)
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<(reps + 1) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = DispatchTime.now().uptimeNanoseconds, c0 = processCPUSeconds()
             DispatchQueue.concurrentPerform(iterations: threads) { i in
                 let lo = bytes * i / threads / 64 * 64, hi = bytes * (i + 1) / threads / 64 * 64
                 _ = ikq_read_bandwidth_probe(base.p + lo, hi - lo)
             }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0))
+            cpu.append((processCPUSeconds() - c0) * 1e9 / Double(threads))
         }
-        return Double(bytes) / median(Array(times.dropFirst()))
+        let t = Array(times.dropFirst())
+        return (Double(bytes) / median(t), Double(bytes) / (t.min() ?? 1), Double(bytes) / median(Array(cpu.dropFirst())))
     }
 
     /// µs per Float32 OpenBLAS sgemv, rotating over distinct copies.
-    static func blasGEMV(n: Int, k: Int, footprint: Int, reps: Int) -> Double {
+    static func blasGEMV(n: Int, k: Int, footprint: Int, reps: Int) -> (median: Double, best: Double) {
         let copies = max(2, (footprint + n * k * 4 - 1) / (n * k * 4))
         let mats = (0..<copies).map { c in [Float](unsafeUninitializedCapacity: n * k) { b, count in
             for i in 0..<(n * k) { b[i] = Float((i &* 31 &+ c) % 97) * 1e-3 - 0.048 }
@@ -305,26 +367,44 @@ struct BenchQuant: ParsableCommand {
             for a in mats { cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), 1, a, Int32(k), x, 1, 0, &y, 1) }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3 / Double(copies))
         }
-        return median(Array(times.dropFirst()))
+        let t = Array(times.dropFirst())
+        return (median(t), t.min() ?? 0)
     }
 
     /// µs per quantized GEMV (activation quantization included), rotating over distinct copies.
-    static func quantGEMV(_ qm: QuantizedMatrix, footprint: Int, reps: Int, threads: Int) throws -> Double {
+    static func quantGEMV(_ qm: QuantizedMatrix, footprint: Int, reps: Int, threads: Int) throws -> (median: Double, best: Double, cpu: Double) {
         let first = QuantizedLinear(qm)
         let copies = max(2, (footprint + qm.bytes.count - 1) / qm.bytes.count)
         let lins = [first] + (1..<copies).map { _ in first.duplicated() }
         let x = Tensor.random(shape: [1, qm.columns], seed: 5)
+        var times: [Double] = [], cpu: [Double] = []
+        for _ in 0..<(reps + 1) {
+            let t0 = DispatchTime.now().uptimeNanoseconds, c0 = processCPUSeconds()
+            for l in lins { _ = try l.apply(x, threads: threads) }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3 / Double(copies))
+            cpu.append((processCPUSeconds() - c0) * 1e6 / Double(threads) / Double(copies))
+        }
+        let t = Array(times.dropFirst())
+        return (median(t), t.min() ?? 0, median(Array(cpu.dropFirst())))
+    }
+
+    /// µs per OpenCL GEMV (upload of x and read-back of y included), rotating over distinct device copies.
+    static func openCLGEMV(_ rt: OpenCLQuantizedRuntime, _ qm: QuantizedMatrix, footprint: Int, reps: Int) throws -> (median: Double, best: Double) {
+        let copies = max(2, (footprint + qm.bytes.count - 1) / qm.bytes.count)
+        let lins = try (0..<copies).map { _ in try QuantCLI.wrap { try rt.makeLinear(qm) } }
+        let x = Tensor.random(shape: [1, qm.columns], seed: 5)
         var times: [Double] = []
         for _ in 0..<(reps + 1) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for l in lins { _ = try l.apply(x, threads: threads) }
+            for l in lins { _ = try QuantCLI.wrap { try l.apply(x) } }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3 / Double(copies))
         }
-        return median(Array(times.dropFirst()))
+        let t = Array(times.dropFirst())
+        return (median(t), t.min() ?? 0)
     }
 
     /// µs per Float32 OpenBLAS sgemm [m, k] × [n, k]ᵀ.
-    static func blasGEMM(m: Int, n: Int, k: Int, reps: Int) -> Double {
+    static func blasGEMM(m: Int, n: Int, k: Int, reps: Int) -> (median: Double, best: Double) {
         let a = Tensor.random(shape: [m, k], seed: 1).scalars, b = Tensor.random(shape: [n, k], seed: 2).scalars
         var c = [Float](repeating: 0, count: m * n)
         var times: [Double] = []
@@ -333,8 +413,16 @@ struct BenchQuant: ParsableCommand {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c, Int32(n))
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
         }
-        return median(Array(times.dropFirst()))
+        let t = Array(times.dropFirst())
+        return (median(t), t.min() ?? 0)
     }
+}
+
+/// CPU seconds used by this process (all threads).
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// A raw pointer read by the bandwidth probe's threads (read-only, disjoint ranges).

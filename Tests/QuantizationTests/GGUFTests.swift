@@ -103,6 +103,28 @@ struct GGUFTests {
         #expect(throws: QuantizationError.self) { try GGUFFile(contentsOf: path + ".nope") }
     }
 
+    @Test func writerRejectsBadInput() throws {
+        var w = GGUFWriter()
+        w.setMetadata("general.alignment", .uint32(48))
+        #expect(throws: QuantizationError.self) { try w.serialize() }
+        w.setMetadata("general.alignment", .string("32"))
+        #expect(throws: QuantizationError.self) { try w.serialize() }
+        var v = GGUFWriter()
+        v.setMetadata("mixed", .array(elementType: .int32, [.int32(1), .string("x")]))
+        #expect(throws: QuantizationError.self) { try v.serialize() }
+        try v.addTensor(name: "t", type: .q8_0, dimensions: [32, 1], bytes: [UInt8](repeating: 0, count: 34))
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "t", type: .f32, dimensions: [1], bytes: [0, 0, 0, 0]) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "u", type: .q4_0, dimensions: [32, 1], bytes: [UInt8](repeating: 0, count: 17)) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "r", type: .f32, dimensions: [1, 1, 1, 1, 1], bytes: [0, 0, 0, 0]) }
+        #expect(throws: QuantizationError.self) { try v.addTensor(name: "i", matrix: QuantizedMatrix.quantize(Tensor.random(shape: [1, 32], seed: 1), as: .int8PerChannel)) }
+        // A failed write leaves neither the target nor the partial file behind.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ik-bad-\(UUID().uuidString).gguf").path
+        var bad = GGUFWriter()
+        try bad.addTensor(name: "x", typeID: 0, dimensions: [4], byteCount: 16) { throw QuantizationError(.io, "simulated failure") }
+        #expect(throws: QuantizationError.self) { try bad.write(to: path) }
+        #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".partial"))
+    }
+
     // MARK: Hostile files
 
     func expectCode(_ code: QuantizationError.Code, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
@@ -184,13 +206,17 @@ struct GGUFTests {
 
     /// Seeded mutation fuzzing: flip, overwrite, insert, delete and truncate bytes of valid files;
     /// every input must parse or throw ``QuantizationError`` (a crash fails the whole run), and a parsed
-    /// file's tensors must decode or throw.
+    /// file's tensors must decode or throw. `INFERENCEKIT_FUZZ_ITERATIONS` (default 4000) and
+    /// `INFERENCEKIT_FUZZ_SEED` run longer campaigns by hand.
     @Test func mutationFuzzNeverCrashes() throws {
+        let env = ProcessInfo.processInfo.environment
+        let iterations = env["INFERENCEKIT_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 4000
+        let seed = env["INFERENCEKIT_FUZZ_SEED"].flatMap(UInt64.init) ?? 0x6775_6666
         let seeds = [try referenceGGUF(), oneTensor(dims: [32, 2], type: 8, offset: 0, data: 68)]
-        var rng = SplitMix64(seed: 0x6775_6666)
+        var rng = SplitMix64(seed: seed)
         var parsed = 0, rejected = 0
         let interesting: [UInt64] = [0, 1, 2, 3, 4, 7, 8, 9, 12, 13, 31, 32, 64, 255, 0xFFFF, 0xFFFF_FFFF, 1 << 32, 1 << 62, UInt64.max, UInt64.max - 7]
-        for iteration in 0..<4000 {
+        for iteration in 0..<iterations {
             var b = seeds[iteration % seeds.count]
             let edits = 1 + Int(rng.next() % 4)
             for _ in 0..<edits {
@@ -218,7 +244,7 @@ struct GGUFTests {
                 rejected += 1
             }
         }
-        #expect(parsed + rejected == 4000)
-        #expect(parsed > 50 && rejected > 1000, "parsed \(parsed), rejected \(rejected)")
+        #expect(parsed + rejected == iterations)
+        #expect(parsed > iterations / 80 && rejected > iterations / 4, "parsed \(parsed), rejected \(rejected)")
     }
 }

@@ -48,6 +48,7 @@ struct KernelTests {
             try check(format, n: 13, k: k, tokens: 1, seed: 1, isa: isa, threads: 1)    // GEMV, rows not a multiple of 8
             try check(format, n: 37, k: k, tokens: 7, seed: 2, isa: isa, threads: 3)    // GEMM: a token tile plus a tail
             try check(format, n: 8, k: k, tokens: 13, seed: 3, isa: isa, threads: 2)
+            try check(format, n: 29, k: k, tokens: 11, seed: 4, isa: isa, threads: 1)   // group pairs: an 8-token tile plus a tail
         }
     }
 

@@ -122,7 +122,13 @@ struct RoundTripTests {
         zeroRow.withUnsafeMutableBufferPointer { p in for i in 256..<512 { p[i] = 0 } }
         var tiny = Tensor.random(shape: [3, 128], seed: 13)
         tiny.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= 1e-3 } }
+        // Exact ties: with max |x| = 127 the INT8 / Q8_0 step is 1, so k + 0.5 sits exactly between two codes.
+        var ties = Tensor(zeros: [2, 128])
+        ties.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = i % 128 == 0 ? 127 : Float((i % 61) - 30) + 0.5 }
+        }
         return [
+            ("ties", ties),
             ("normal", Tensor.random(shape: [9, 384], seed: 10, distribution: .normal(mean: 0, standardDeviation: 0.02))),
             ("heavy", heavy),
             ("zeroRow", zeroRow),
