@@ -68,7 +68,7 @@ let package = Package(
         // Quantized OpenCL kernels live apart so Quantization itself never links OpenCL.
         .target(
             name: "QuantizationOpenCL",
-            dependencies: ["Quantization", "TensorCore", "CInferenceKitOpenCL"],
+            dependencies: ["Quantization", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
@@ -187,7 +187,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuantizationOpenCLTests",
-            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore"],
+            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
