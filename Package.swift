@@ -153,6 +153,13 @@ let package = Package(
         ),
 
         .executableTarget(
+            name: "PagedAttentionOpenCL",
+            dependencies: ["KVPaging", "KVPagingOpenCL", "TensorCore", "TensorCoreOpenCL"],
+            path: "Examples/PagedAttentionOpenCL",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
             name: "PagedKVCache",
             dependencies: ["KVPaging", "TensorCore"],
             path: "Examples/PagedKVCache",
