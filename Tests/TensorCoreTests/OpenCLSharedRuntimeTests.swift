@@ -1,3 +1,4 @@
+import CInferenceKitOpenCL
 import Testing
 import TensorCore
 @testable import TensorCoreOpenCL
@@ -89,5 +90,20 @@ struct OpenCLSharedRuntimeTests {
             try cl.enqueue(program, kernel: "gather_affine", arguments: [.int32(1)], global: [1])
         }
         #expect(launch?.underlying?.hasPrefix("clSetKernelArg") == true || launch?.underlying?.hasPrefix("clEnqueueNDRangeKernel") == true)
+    }
+
+    /// The escape hatch hands out the backend's own queue: it was created with profiling enabled, on
+    /// the backend's device.
+    @Test func withDeviceQueueGivesTheSharedQueue() throws {
+        let cl = try #require(sharedRuntimeBackend)
+        let (properties, sameDevice) = try cl.withDeviceQueue { _, queue, device in
+            var p: cl_command_queue_properties = 0
+            var d: cl_device_id?
+            try OpenCLStatus.check(clGetCommandQueueInfo(queue, cl_command_queue_info(CL_QUEUE_PROPERTIES), MemoryLayout<cl_command_queue_properties>.size, &p, nil), "clGetCommandQueueInfo")
+            try OpenCLStatus.check(clGetCommandQueueInfo(queue, cl_command_queue_info(CL_QUEUE_DEVICE), MemoryLayout<cl_device_id?>.size, &d, nil), "clGetCommandQueueInfo")
+            return (p, d == device)
+        }
+        #expect(properties & cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) != 0)
+        #expect(sameDevice)
     }
 }
