@@ -134,16 +134,34 @@ public final class OpenCLPagedKVStorage: Sendable {
 
     // MARK: Block copies
 
-    /// Performs copy-on-write copies within this storage (`AppendResult.copy`), in order, on the device.
+    /// Performs copy-on-write copies within this storage (`AppendResult.copy`) on the device.
+    ///
+    /// Every copy reads its source as it was before the call, like `PagedKVStorage.copyBlocks(_:)`: when a
+    /// source is also a destination in the same call, the sources are first staged in a scratch buffer;
+    /// when two copies share a destination, the later one wins.
     public func copyBlocks(_ copies: [BlockCopy]) throws(KVPagingError) {
         for c in copies where c.source < 0 || c.source >= numBlocks || c.destination < 0 || c.destination >= numBlocks {
             throw KVPagingError(.shapeMismatch, "copyBlocks: copy \(c) is outside the storage's \(numBlocks) blocks")
         }
         let n = blockElements
+        let destinations = Set(copies.map(\.destination))
+        let chained = copies.contains { destinations.contains($0.source) && $0.source != $0.destination }
         try device("copying \(copies.count) blocks") {
-            for c in copies where c.source != c.destination {
-                try backend.copyElements(from: keys, at: c.source * n, to: keys, at: c.destination * n, count: n)
-                try backend.copyElements(from: values, at: c.source * n, to: values, at: c.destination * n, count: n)
+            if chained {
+                for tensor in [keys, values] {
+                    let staged = try backend.makeTensor(shape: [copies.count * n])
+                    for (i, c) in copies.enumerated() {
+                        try backend.copyElements(from: tensor, at: c.source * n, to: staged, at: i * n, count: n)
+                    }
+                    for (i, c) in copies.enumerated() {
+                        try backend.copyElements(from: staged, at: i * n, to: tensor, at: c.destination * n, count: n)
+                    }
+                }
+            } else {
+                for c in copies where c.source != c.destination {
+                    try backend.copyElements(from: keys, at: c.source * n, to: keys, at: c.destination * n, count: n)
+                    try backend.copyElements(from: values, at: c.source * n, to: values, at: c.destination * n, count: n)
+                }
             }
         }
     }

@@ -110,8 +110,13 @@ struct OpenCLPagedAttentionTests {
     @Test func blockCopiesMatchTheHostStorage() throws {
         let kernel = try #require(kernel)
         let seed = freshSeed()
-        var (host, dev, _) = try makeStorages(kernel, blocks: 12, bs: 3, hk: 2, d: 5, lengths: [9, 6], seed: seed)
-        let copies = [BlockCopy(source: 0, destination: 11), BlockCopy(source: 11, destination: 10), BlockCopy(source: 4, destination: 4)]
+        var (host, dev, tables) = try makeStorages(kernel, blocks: 12, bs: 3, hk: 2, d: 5, lengths: [9, 6], seed: seed)
+        // Copy-on-write as the block manager issues it (a used block into a fresh one), then a chain whose
+        // second copy reads a block the first one writes (each copy reads the state before the call).
+        let used = tables.flatMap { $0 }, unused = (0..<12).filter { !used.contains($0) }
+        try host.copyBlocks([BlockCopy(source: used[0], destination: unused[0])])
+        try dev.copyBlocks([BlockCopy(source: used[0], destination: unused[0])])
+        let copies = [BlockCopy(source: used[1], destination: used[2]), BlockCopy(source: used[2], destination: unused[1]), BlockCopy(source: 4, destination: 4)]
         try host.copyBlocks(copies)
         try dev.copyBlocks(copies)
         var swap = try PagedKVStorage(numBlocks: 3, blockSize: 3, kvHeads: 2, headDim: 5)
