@@ -68,13 +68,13 @@ let package = Package(
         // Quantized OpenCL kernels live apart so Quantization itself never links OpenCL.
         .target(
             name: "QuantizationOpenCL",
-            dependencies: ["Quantization", "TensorCore", "CInferenceKitOpenCL"],
+            dependencies: ["Quantization", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
         .target(name: "KVPaging", dependencies: ["TensorCore"], swiftSettings: swiftSettings),
         .target(
             name: "KVPagingOpenCL",
-            dependencies: ["KVPaging", "TensorCore", "CInferenceKitOpenCL"],
+            dependencies: ["KVPaging", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
 
@@ -128,7 +128,7 @@ let package = Package(
             name: "inferkit",
             dependencies: [
                 "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL",
-                "Quantization", "KVPaging", "Scheduling", "Routing", "CostModel",
+                "Quantization", "KVPaging", "KVPagingOpenCL", "Scheduling", "Routing", "CostModel",
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
@@ -158,6 +158,13 @@ let package = Package(
             path: "Examples/SimulateServing",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "PagedAttentionOpenCL",
+            dependencies: ["KVPaging", "KVPagingOpenCL", "TensorCore", "TensorCoreOpenCL"],
+            path: "Examples/PagedAttentionOpenCL",
+            swiftSettings: swiftSettings
+        ),
+
         .executableTarget(
             name: "PagedKVCache",
             dependencies: ["KVPaging", "TensorCore"],
@@ -218,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuantizationOpenCLTests",
-            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore"],
+            dependencies: ["QuantizationOpenCL", "Quantization", "TensorCore", "TensorCoreOpenCL"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -227,7 +234,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore", "TensorCoreOpenCL"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "KVPaging", "CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),

@@ -1,271 +1,187 @@
-import CInferenceKitOpenCL
-import Foundation
 import KVPaging
-import Synchronization
 import TensorCore
+import TensorCoreOpenCL
 
-/// Paged attention as an OpenCL kernel (any ICD: PoCL on CPUs, NVIDIA/AMD/Intel GPUs).
+/// Paged attention on an OpenCL device (any ICD: PoCL on CPUs, NVIDIA/AMD/Intel GPUs), over K/V that
+/// stay on the device in an ``OpenCLPagedKVStorage``.
 ///
-/// One work-item computes one (query row, query head): it walks the row's
-/// sequence block table position by position with an online softmax, reading
-/// K/V rows from `[numBlocks, blockSize, Hkv, D]` storage. Results match
-/// `ReferencePagedAttention` (KVPaging) within Float32 tolerance.
+/// Built on TensorCoreOpenCL's shared runtime: the same context, queue and per-device program cache as
+/// `OpenCLBackend`, so a decoder's projections, K/V writes and attention all run on one queue without
+/// host round trips. Per call only the block tables and per-sequence lengths (and the query, for the
+/// host-tensor overloads) are uploaded.
 ///
-/// Limits of this first version: the host-side `PagedKVStorage` (KVPaging) is uploaded
-/// on every call (a device-resident paged cache is not implemented), the
-/// kernel is the straightforward one-item-per-head form (no tiling, no local
-/// memory), and `D` must be ≤ 256. It is a correctness-first device path, not
-/// a tuned one; no performance figures are claimed for it.
+/// The kernel gives one work-item a block of 8 virtual query rows of one (sequence, KV head) — the query
+/// heads sharing that KV head at each query position — and walks the sequence's block table 16 keys at a
+/// time with an online softmax (see <doc:OpenCLPagedAttentionKernel>). Any head dimension `D` works; the
+/// per-row accumulators live in a device scratch buffer, not in registers.
+///
+/// Results match `ReferencePagedAttention` (KVPaging) within Float32 tolerance.
 public final class OpenCLPagedAttention: PagedAttentionKernel {
     public var name: String { "opencl" }
-    /// The device the kernel runs on, e.g. `"pthread-AMD EPYC (Portable Computing Language)"`.
-    public let deviceDescription: String
-    /// Largest head dimension the kernel accepts.
-    public static let maxHeadDim = 256
+    /// The backend whose device runs the kernel.
+    public let backend: OpenCLBackend
+    /// The device, e.g. `pthread-AMD EPYC … [cpu, …]`.
+    public var deviceDescription: String { backend.device.description }
 
-    /// OpenCL handles used under the lock: `clSetKernelArg` on a shared kernel is not thread-safe.
-    private struct Session: ~Copyable {
-        let context: cl_context
-        let queue: cl_command_queue
-        let program: cl_program
-        let kernel: cl_kernel
-
-        deinit {
-            clReleaseKernel(kernel)
-            clReleaseProgram(program)
-            clReleaseCommandQueue(queue)
-            clReleaseContext(context)
-        }
+    /// Paged attention on `backend`'s device (building the kernels there on first use in the process).
+    public init(backend: OpenCLBackend) throws(KVPagingError) {
+        self.backend = backend
+        _ = try device("building the paged-attention kernels on \(backend.device.name)") { try Self.program(backend) }
     }
 
-    private let session: Mutex<Session>
-
-    /// Creates the kernel on the first GPU found, else on the first OpenCL device of any type.
-    public init(preferGPU: Bool = true) throws(KVPagingError) {
-        let (device, description) = try Self.pickDevice(preferGPU: preferGPU)
-        var err: cl_int = 0
-        var dev: cl_device_id? = device
-        guard let context = clCreateContext(nil, 1, &dev, nil, nil, &err), err == CL_SUCCESS else {
-            throw Self.failure(err, "clCreateContext")
-        }
-        guard let queue = clCreateCommandQueue(context, device, 0, &err), err == CL_SUCCESS else {
-            clReleaseContext(context)
-            throw Self.failure(err, "clCreateCommandQueue")
-        }
-        let program: cl_program? = Self.source.withCString { src in
-            var ptr: UnsafePointer<CChar>? = src
-            var length = strlen(src)
-            return clCreateProgramWithSource(context, 1, &ptr, &length, &err)
-        }
-        guard let program, err == CL_SUCCESS else {
-            clReleaseCommandQueue(queue)
-            clReleaseContext(context)
-            throw Self.failure(err, "clCreateProgramWithSource")
-        }
-        let status = clBuildProgram(program, 1, &dev, "-cl-std=CL1.2 -DMAX_D=\(Self.maxHeadDim)", nil, nil)
-        guard status == CL_SUCCESS else {
-            let log = Self.buildLog(program, device)
-            clReleaseProgram(program)
-            clReleaseCommandQueue(queue)
-            clReleaseContext(context)
-            throw KVPagingError(.deviceFailure, "building the paged-attention OpenCL kernel failed (status \(status)); build log:\n\(log)")
-        }
-        guard let kernel = clCreateKernel(program, "paged_attention", &err), err == CL_SUCCESS else {
-            clReleaseProgram(program)
-            clReleaseCommandQueue(queue)
-            clReleaseContext(context)
-            throw Self.failure(err, "clCreateKernel")
-        }
-        session = Mutex(Session(context: context, queue: queue, program: program, kernel: kernel))
-        deviceDescription = description
+    /// Paged attention on the device chosen by `selector` (default: the first GPU, else any device).
+    ///
+    /// - Throws: `deviceUnavailable` when no OpenCL driver or matching device exists (the message says
+    ///   what to install); `deviceFailure` with the build log when the kernels do not compile.
+    public convenience init(device selector: OpenCLDeviceSelector = .automatic) throws(KVPagingError) {
+        let backend = try device("opening an OpenCL device") { try OpenCLBackend(device: selector) }
+        try self.init(backend: backend)
     }
 
+    static func program(_ backend: OpenCLBackend, queryRows: Int = 8) throws -> OpenCLProgram {
+        try backend.program(source: PagedKernelSource.source, options: PagedKernelSource.options(queryRows: queryRows),
+                            kernels: PagedKernelSource.kernels, label: PagedKernelSource.label)
+    }
+
+    // MARK: Device-resident
+
+    /// Causal grouped-query attention of packed device queries over device-resident paged K/V.
+    ///
+    /// - Parameters:
+    ///   - query: `[N, Hq, D]` on the storage's device, rows packed per sequence (see `PagedAttentionBatch`);
+    ///     query head `h` reads KV head `h / (Hq / Hkv)`.
+    ///   - storage: `[numBlocks, blockSize, Hkv, D]` keys and values already holding every context token.
+    ///   - batch: block tables, context and query lengths (uploaded; a few bytes per sequence).
+    ///   - scale: multiplier of `q·k` (usually `1/√D`).
+    /// - Returns: `[N, Hq, D]` on the device, once the kernel is queued.
+    public func attention(query: OpenCLTensor, storage: OpenCLPagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> OpenCLTensor {
+        let plan = try Plan(query: query.shape, storage: storage, batch: batch, scale: scale)
+        guard storage.backend.owns(query), backend.owns(storage.keys) else {
+            throw KVPagingError(.invalidArgument, "paged attention: query and storage must live on this kernel's device \(backend.device.name)")
+        }
+        return try run(plan, query: query, storage: storage, scale: scale)
+    }
+
+    /// Attention with a host query `[N, Hq, D]` over device-resident paged K/V; returns `[N, Hq, D]` on the host.
+    public func attention(query: Tensor, storage: OpenCLPagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> Tensor {
+        let plan = try Plan(query: query.shape, storage: storage, batch: batch, scale: scale)
+        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf; check the query projection") }
+        guard backend.owns(storage.keys) else {
+            throw KVPagingError(.invalidArgument, "paged attention: the storage lives on \(storage.backend.device.name), not on this kernel's device \(backend.device.name)")
+        }
+        let q = try device("uploading the query \(query.shape)") { try backend.upload(query) }
+        let out = try run(plan, query: q, storage: storage, scale: scale)
+        return try device("downloading the attention output") { try backend.download(out) }
+    }
+
+    /// Attention with the conventional scale `1/√D`.
+    public func attention(query: Tensor, storage: OpenCLPagedKVStorage, batch: PagedAttentionBatch) throws(KVPagingError) -> Tensor {
+        try attention(query: query, storage: storage, batch: batch, scale: 1 / Float(storage.headDim).squareRoot())
+    }
+
+    // MARK: PagedAttentionKernel (host storage)
+
+    /// `PagedAttentionKernel` conformance for host storage: uploads the whole `storage` into a temporary
+    /// ``OpenCLPagedKVStorage`` and runs on it — a one-off convenience (and what generic code over
+    /// `PagedAttentionKernel` gets). Serving code keeps an ``OpenCLPagedKVStorage`` instead.
     public func attention(query: Tensor, storage: PagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) -> Tensor {
-        let hq = try batch.validate(query: query.shape, storage: storage, scale: scale)
-        let d = storage.headDim
-        guard d <= Self.maxHeadDim else {
-            throw KVPagingError(.unsupported, "OpenCL paged attention supports head dimensions ≤ \(Self.maxHeadDim); D is \(d). Use CPUPagedAttention")
-        }
-        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf") }
-        // Flattened block tables and per-row descriptors.
-        var tables: [Int32] = []
-        var tableStart: [Int32] = []
-        var rowSeq: [Int32] = []
-        var rowVisible: [Int32] = []
-        for s in 0..<batch.sequenceCount {
-            tableStart.append(Int32(tables.count))
-            let need = (batch.contextLengths[s] + storage.blockSize - 1) / storage.blockSize
-            tables.append(contentsOf: batch.blockTables[s].prefix(need).map { Int32($0) })
-            for t in 0..<batch.queryLengths[s] {
-                rowSeq.append(Int32(s))
-                rowVisible.append(Int32(batch.contextLengths[s] - batch.queryLengths[s] + t + 1))
+        _ = try batch.validate(query: query.shape, storage: storage, scale: scale)
+        guard query.isFinite else { throw KVPagingError(.nonFinite, "paged attention: query holds NaN/Inf; check the query projection") }
+        let resident = try OpenCLPagedKVStorage(backend: backend, uploading: storage)
+        return try attention(query: query, storage: resident, batch: batch, scale: scale)
+    }
+
+    // MARK: Launch
+
+    /// A validated call: the uploaded per-sequence tables and the launch geometry.
+    struct Plan {
+        let hq: Int
+        let tables: [Int32]        // [S, tableStride], padded with 0
+        let tableStride: Int
+        let seqInfo: [Int32]       // per sequence: context length, query length, first query row
+        let queryRows: Int         // virtual rows per work-item (4 or 8)
+        let rowsPad: Int           // virtual rows per (sequence, KV head), a multiple of queryRows
+        let sequences: Int
+
+        init(query: Shape, storage: OpenCLPagedKVStorage, batch: PagedAttentionBatch, scale: Float) throws(KVPagingError) {
+            let s = batch.sequenceCount
+            guard s >= 1, batch.contextLengths.count == s, batch.queryLengths.count == s else {
+                throw KVPagingError(.shapeMismatch, "paged attention: \(batch.blockTables.count) block tables, \(batch.contextLengths.count) context lengths and \(batch.queryLengths.count) query lengths must be equal and ≥ 1")
             }
-        }
-        let rows = rowSeq.count
-        let outCount = rows * hq * d
-        return try session.withLock { (s: inout Session) throws(KVPagingError) -> Tensor in
-            var buffers: [cl_mem] = []
-            defer { for b in buffers { clReleaseMemObject(b) } }
-            func upload<T>(_ array: [T]) throws(KVPagingError) -> cl_mem {
-                var err: cl_int = 0
-                let bytes = max(1, array.count) * MemoryLayout<T>.stride
-                let mem = array.withUnsafeBytes { raw in
-                    clCreateBuffer(s.context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR), bytes,
-                                   array.isEmpty ? nil : UnsafeMutableRawPointer(mutating: raw.baseAddress), &err)
+            let bs = storage.blockSize
+            var need: [Int] = []
+            for i in 0..<s {
+                let len = batch.contextLengths[i], tq = batch.queryLengths[i]
+                guard len >= 1, len <= Int(Int32.max) - bs else {
+                    throw KVPagingError(.invalidArgument, "sequence \(i): context length \(len); each sequence needs 1…\(Int(Int32.max) - bs) tokens")
                 }
-                guard let mem, err == CL_SUCCESS else { throw Self.failure(err, "clCreateBuffer (\(bytes) bytes)") }
-                buffers.append(mem)
-                return mem
+                let n = (len + bs - 1) / bs
+                guard batch.blockTables[i].count >= n else {
+                    throw KVPagingError(.shapeMismatch, "sequence \(i): \(len) tokens need \(n) blocks of \(bs), its block table has \(batch.blockTables[i].count)")
+                }
+                for b in batch.blockTables[i].prefix(n) where b < 0 || b >= storage.numBlocks {
+                    throw KVPagingError(.shapeMismatch, "sequence \(i): block table entry \(b) is outside the storage's \(storage.numBlocks) blocks")
+                }
+                guard tq >= 1, tq <= len else {
+                    throw KVPagingError(.invalidArgument, "sequence \(i): query length \(tq) must be 1…context length \(len) (queries are the last positions of the context)")
+                }
+                need.append(n)
             }
-            let qBuf = try upload(query.scalars)
-            let kBuf = try upload(storage.keys)
-            let vBuf = try upload(storage.values)
-            let tBuf = try upload(tables)
-            let tsBuf = try upload(tableStart)
-            let rsBuf = try upload(rowSeq)
-            let rvBuf = try upload(rowVisible)
-            var err: cl_int = 0
-            guard let outBuf = clCreateBuffer(s.context, cl_mem_flags(CL_MEM_WRITE_ONLY), outCount * 4, nil, &err), err == CL_SUCCESS else {
-                throw Self.failure(err, "clCreateBuffer (output)")
+            let total = batch.totalQueries
+            guard query.rank == 3, query[0] == total, query[2] == storage.headDim, query[1] >= 1 else {
+                throw KVPagingError(.shapeMismatch, "paged attention: query \(query) must be [N=\(total), Hq, D=\(storage.headDim)]")
             }
-            buffers.append(outBuf)
-            var args: [cl_mem?] = [qBuf, kBuf, vBuf, tBuf, tsBuf, rsBuf, rvBuf, outBuf]
-            for i in 0..<args.count {
-                let st = clSetKernelArg(s.kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &args[i])
-                guard st == CL_SUCCESS else { throw Self.failure(st, "clSetKernelArg \(i)") }
+            guard query[1] % storage.kvHeads == 0 else {
+                throw KVPagingError(.shapeMismatch, "paged attention: query heads Hq=\(query[1]) must be a multiple of the storage's Hkv=\(storage.kvHeads)")
             }
-            var ints: [cl_int] = [cl_int(hq), cl_int(storage.kvHeads), cl_int(d), cl_int(storage.blockSize)]
-            for i in 0..<ints.count {
-                let st = clSetKernelArg(s.kernel, cl_uint(args.count + i), MemoryLayout<cl_int>.size, &ints[i])
-                guard st == CL_SUCCESS else { throw Self.failure(st, "clSetKernelArg \(args.count + i)") }
+            guard scale.isFinite else {
+                throw KVPagingError(.nonFinite, "paged attention: scale is \(scale); pass a finite scale such as 1/√D")
             }
-            var sc = scale
-            let st = clSetKernelArg(s.kernel, cl_uint(args.count + ints.count), MemoryLayout<Float>.size, &sc)
-            guard st == CL_SUCCESS else { throw Self.failure(st, "clSetKernelArg scale") }
-            var global: [Int] = [rows, hq]
-            let run = clEnqueueNDRangeKernel(s.queue, s.kernel, 2, nil, &global, nil, 0, nil, nil)
-            guard run == CL_SUCCESS else { throw Self.failure(run, "clEnqueueNDRangeKernel") }
-            var out = [Float](repeating: 0, count: outCount)
-            let read = out.withUnsafeMutableBytes { raw in
-                clEnqueueReadBuffer(s.queue, outBuf, cl_bool(CL_TRUE), 0, outCount * 4, raw.baseAddress, 0, nil, nil)
+            hq = query[1]
+            let group = hq / storage.kvHeads
+            let maxQ = batch.queryLengths.max() ?? 1
+            let rq = PagedKernelSource.queryRows(group: group, maxQueries: maxQ)
+            queryRows = rq
+            rowsPad = (group * maxQ + rq - 1) / rq * rq
+            let (scratch, overflow) = (s * storage.kvHeads).multipliedReportingOverflow(by: rowsPad * storage.headDim)
+            guard !overflow, scratch <= Int(Int32.max), query.elementCount <= Int(Int32.max) else {
+                throw KVPagingError(.invalidArgument, "paged attention: \(s) sequences × \(maxQ) queries × Hq=\(hq) × D=\(storage.headDim) is past the 2³¹ − 1 elements one OpenCL buffer is indexed with; split the batch")
             }
-            guard read == CL_SUCCESS else { throw Self.failure(read, "clEnqueueReadBuffer") }
-            do {
-                return try Tensor(shape: query.shape, scalars: out)
-            } catch {
-                throw KVPagingError(.shapeMismatch, "paged attention: \(error)")
+            tableStride = max(1, need.max() ?? 1)
+            var tables = [Int32](repeating: 0, count: s * tableStride)
+            var info: [Int32] = []
+            info.reserveCapacity(3 * s)
+            var start = 0
+            for i in 0..<s {
+                for (j, b) in batch.blockTables[i].prefix(need[i]).enumerated() { tables[i * tableStride + j] = Int32(b) }
+                info += [Int32(batch.contextLengths[i]), Int32(batch.queryLengths[i]), Int32(start)]
+                start += batch.queryLengths[i]
             }
+            self.tables = tables
+            self.seqInfo = info
+            self.sequences = s
         }
     }
 
-    // MARK: Device discovery
-
-    private static func pickDevice(preferGPU: Bool) throws(KVPagingError) -> (cl_device_id, String) {
-        var count: cl_uint = 0
-        guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else {
-            throw KVPagingError(.deviceUnavailable, "no OpenCL platform found; install an ICD such as pocl-opencl-icd (CPU) or a GPU vendor's driver")
+    private func run(_ plan: Plan, query: OpenCLTensor, storage: OpenCLPagedKVStorage, scale: Float) throws(KVPagingError) -> OpenCLTensor {
+        let hk = storage.kvHeads, d = storage.headDim
+        // CPU devices: one work-item covers up to 8 KV heads, so it reads whole slot rows [Hkv, D]
+        // (contiguous) and the prefetchers keep up; other devices want one head per work-item for parallelism.
+        let headsPerItem = backend.device.kind == .cpu ? min(hk, PagedKernelSource.maxHeadsPerItem) : 1
+        return try device("running paged attention on \(backend.device.name)") {
+            let program = try Self.program(backend, queryRows: plan.queryRows)
+            let tables = try backend.makeBuffer(plan.tables)
+            let info = try backend.makeBuffer(plan.seqInfo)
+            // Per-row accumulators [S, Hkv, rowsPad, D]; released once the queued kernel has finished.
+            let scratch = try backend.makeTensor(shape: [plan.sequences * hk * plan.rowsPad * d])
+            let out = try backend.makeTensor(shape: query.shape)
+            try backend.enqueue(program, kernel: "paged_attention", arguments: [
+                .tensor(query), .tensor(storage.keys), .tensor(storage.values), .buffer(tables), .buffer(info),
+                .tensor(scratch), .tensor(out),
+                .int32(Int32(plan.hq)), .int32(Int32(hk)), .int32(Int32(d)), .int32(Int32(storage.blockSize)),
+                .int32(Int32(plan.tableStride)), .int32(Int32(plan.rowsPad)), .float(scale), .int32(Int32(headsPerItem)),
+            ], global: [plan.rowsPad / plan.queryRows, (hk + headsPerItem - 1) / headsPerItem, plan.sequences], local: [1, 1, 1])
+            return out
         }
-        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
-        guard clGetPlatformIDs(count, &platforms, nil) == CL_SUCCESS else {
-            throw KVPagingError(.deviceUnavailable, "clGetPlatformIDs failed")
-        }
-        var fallback: (cl_device_id, String)?
-        for case let platform? in platforms {
-            var n: cl_uint = 0
-            guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &n) == CL_SUCCESS, n > 0 else { continue }
-            var devices = [cl_device_id?](repeating: nil, count: Int(n))
-            guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), n, &devices, nil) == CL_SUCCESS else { continue }
-            for case let device? in devices {
-                var type: cl_device_type = 0
-                clGetDeviceInfo(device, cl_device_info(CL_DEVICE_TYPE), MemoryLayout<cl_device_type>.size, &type, nil)
-                let desc = "\(info(device, CL_DEVICE_NAME)) (\(platformName(platform)))"
-                if preferGPU && (type & cl_device_type(CL_DEVICE_TYPE_GPU)) != 0 { return (device, desc) }
-                if fallback == nil { fallback = (device, desc) }
-            }
-        }
-        guard let fallback else {
-            throw KVPagingError(.deviceUnavailable, "OpenCL platforms exist but expose no device")
-        }
-        return fallback
     }
-
-    private static func info(_ device: cl_device_id, _ param: Int32) -> String {
-        var size = 0
-        guard clGetDeviceInfo(device, cl_device_info(param), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "?" }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        guard clGetDeviceInfo(device, cl_device_info(param), size, &bytes, nil) == CL_SUCCESS else { return "?" }
-        return string(bytes)
-    }
-
-    private static func platformName(_ platform: cl_platform_id) -> String {
-        var size = 0
-        guard clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "?" }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        guard clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), size, &bytes, nil) == CL_SUCCESS else { return "?" }
-        return string(bytes)
-    }
-
-    private static func string(_ bytes: [CChar]) -> String {
-        let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
-        return String(decoding: bytes[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    private static func buildLog(_ program: cl_program, _ device: cl_device_id) -> String {
-        var size = 0
-        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS, size > 0 else {
-            return "(no build log)"
-        }
-        var bytes = [CChar](repeating: 0, count: size + 1)
-        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil) == CL_SUCCESS else {
-            return "(no build log)"
-        }
-        return string(bytes)
-    }
-
-    private static func failure(_ status: cl_int, _ call: String) -> KVPagingError {
-        KVPagingError(.deviceFailure, "\(call) failed with OpenCL status \(status)")
-    }
-
-    // MARK: Kernel source
-
-    static let source = """
-    __kernel void paged_attention(
-        __global const float* q,          /* [N, Hq, D] */
-        __global const float* k,          /* [numBlocks, blockSize, Hkv, D] */
-        __global const float* v,
-        __global const int* tables,       /* concatenated block tables */
-        __global const int* tableStart,   /* first entry of each sequence's table */
-        __global const int* rowSeq,       /* sequence of each query row */
-        __global const int* rowVisible,   /* keys visible to each query row (causal) */
-        __global float* out,              /* [N, Hq, D] */
-        int hq, int hk, int d, int blockSize, float scale)
-    {
-        const int n = get_global_id(0);
-        const int h = get_global_id(1);
-        const int s = rowSeq[n];
-        const int visible = rowVisible[n];
-        const int kvh = h / (hq / hk);
-        __global const float* qv = q + ((long)n * hq + h) * d;
-        __global const int* table = tables + tableStart[s];
-        float acc[MAX_D];
-        for (int x = 0; x < d; ++x) acc[x] = 0.0f;
-        float m = -INFINITY;
-        float l = 0.0f;
-        for (int p = 0; p < visible; ++p) {
-            const long base = (((long)table[p / blockSize] * blockSize + p % blockSize) * hk + kvh) * d;
-            float score = 0.0f;
-            for (int x = 0; x < d; ++x) score = fma(qv[x], k[base + x], score);
-            score *= scale;
-            const float mNew = fmax(m, score);
-            const float correction = exp(m - mNew);
-            const float e = exp(score - mNew);
-            l = l * correction + e;
-            for (int x = 0; x < d; ++x) acc[x] = fma(e, v[base + x], acc[x] * correction);
-            m = mNew;
-        }
-        __global float* o = out + ((long)n * hq + h) * d;
-        const float inv = 1.0f / l;
-        for (int x = 0; x < d; ++x) o[x] = acc[x] * inv;
-    }
-    """
 }

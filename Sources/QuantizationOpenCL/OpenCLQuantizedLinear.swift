@@ -1,7 +1,7 @@
-import CInferenceKitOpenCL
 import Foundation
 import Quantization
 import TensorCore
+import TensorCoreOpenCL
 
 /// OpenCL kernels for every `QuantizationFormat` (Q8_0, Q4_0, Q4_1, INT8 per channel, INT4 grouped), computing `y = x · Wᵀ` on any OpenCL device
 /// (PoCL on CPUs, NVIDIA/AMD/Intel GPUs).
@@ -11,18 +11,24 @@ import TensorCore
 /// dequantize-then-matmul up to Float32 summation order. This module is separate from `Quantization`
 /// so that using quantized formats never links OpenCL.
 ///
-/// `@unchecked Sendable`: the OpenCL objects are created in `init` and never replaced; every use of
-/// the command queue happens under `lock`.
-public final class OpenCLQuantizedRuntime: @unchecked Sendable {
-    /// Device name and platform, e.g. `pthread-skylake-avx512-AMD EPYC (Portable Computing Language)`.
+/// Built on TensorCoreOpenCL's shared runtime: the device's context, command queue and program cache are
+/// those of an `OpenCLBackend`, so quantized layers and Float32 ops (attention, norms) share one queue and
+/// can chain device-resident `OpenCLTensor`s; the kernels build once per process and device, and OpenCL
+/// failures carry the status name and the failing call.
+///
+/// `Sendable`: its stored properties are immutable `Sendable` values (the backend serialises every
+/// enqueue behind its device lock).
+public final class OpenCLQuantizedRuntime: Sendable {
+    /// Device name, type and platform, e.g. `pthread-skylake-avx512-AMD EPYC [cpu, …]`.
     public let deviceDescription: String
     /// True for a GPU or accelerator, false for a CPU device such as PoCL.
     public let isGPU: Bool
-    let context: cl_context
-    let queue: cl_command_queue
-    let program: cl_program
-    let device: cl_device_id
-    let lock = NSLock()
+    /// The backend (device, queue, program cache) the kernels run on.
+    public let backend: OpenCLBackend
+    let program: OpenCLProgram
+
+    static let label = "QuantizationOpenCL quantized matvec kernels"
+    static let kernels = ["matvec_q8_0", "matvec_q4", "matvec_int8", "matvec_int4"]
 
     static let source = """
     __kernel void matvec_q8_0(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T) {
@@ -113,193 +119,121 @@ public final class OpenCLQuantizedRuntime: @unchecked Sendable {
     }
     """
 
-    /// Creates a context on the first GPU, or else the first OpenCL device of any kind.
-    public init() throws {
-        var count: cl_uint = 0
-        guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else {
-            throw QuantizationError(.deviceUnavailable, "no OpenCL platform found; install an ICD such as pocl-opencl-icd (CPU) or a GPU driver")
+    /// Runs on `backend`'s device, building the quantized kernels there on first use in the process.
+    ///
+    /// - Throws: `deviceFailure` with the build log when the kernels do not compile.
+    public init(backend: OpenCLBackend) throws {
+        self.backend = backend
+        isGPU = backend.device.kind == .gpu || backend.device.kind == .accelerator
+        deviceDescription = backend.device.description
+        program = try Self.device("building the quantized kernels on \(backend.device.name)") {
+            try backend.program(source: Self.source, options: "-cl-std=CL1.2", kernels: Self.kernels, label: Self.label)
         }
-        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
-        try Self.check(clGetPlatformIDs(count, &platforms, nil), "clGetPlatformIDs")
-        var chosen: (cl_platform_id, cl_device_id, Bool)?
-        for gpuPass in [true, false] where chosen == nil {
-            for p in platforms.compactMap({ $0 }) {
-                var dev: cl_device_id?
-                var n: cl_uint = 0
-                let type = gpuPass ? cl_device_type(CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR) : cl_device_type(CL_DEVICE_TYPE_ALL)
-                if clGetDeviceIDs(p, type, 1, &dev, &n) == CL_SUCCESS, n > 0, let dev {
-                    chosen = (p, dev, gpuPass)
-                    break
-                }
-            }
-        }
-        guard let (platform, dev, gpu) = chosen else {
-            throw QuantizationError(.deviceUnavailable, "OpenCL platforms exist but expose no device")
-        }
-        device = dev
-        isGPU = gpu
-        deviceDescription = Self.string(dev, cl_device_info(CL_DEVICE_NAME)) + " (" + Self.platformName(platform) + ")"
-        var err: cl_int = 0
-        var d: cl_device_id? = dev
-        guard let ctx = clCreateContext(nil, 1, &d, nil, nil, &err), err == CL_SUCCESS else {
-            throw QuantizationError(.deviceFailure, "clCreateContext failed", underlying: "status \(err)")
-        }
-        context = ctx
-        guard let q = clCreateCommandQueue(ctx, dev, 0, &err), err == CL_SUCCESS else {
-            clReleaseContext(ctx)
-            throw QuantizationError(.deviceFailure, "clCreateCommandQueue failed", underlying: "status \(err)")
-        }
-        queue = q
-        let prog: cl_program? = Self.source.withCString { src in
-            var p: UnsafePointer<CChar>? = src
-            return clCreateProgramWithSource(ctx, 1, &p, nil, &err)
-        }
-        guard let prog, err == CL_SUCCESS else {
-            clReleaseCommandQueue(q); clReleaseContext(ctx)
-            throw QuantizationError(.deviceFailure, "clCreateProgramWithSource failed", underlying: "status \(err)")
-        }
-        let status = clBuildProgram(prog, 1, &d, "-cl-std=CL1.2", nil, nil)
-        guard status == CL_SUCCESS else {
-            var size = 0
-            clGetProgramBuildInfo(prog, dev, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
-            var log = [CChar](repeating: 0, count: size + 1)
-            clGetProgramBuildInfo(prog, dev, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
-            clReleaseProgram(prog); clReleaseCommandQueue(q); clReleaseContext(ctx)
-            throw QuantizationError(.deviceFailure, "building the quantized kernels failed", underlying: cString(log))
-        }
-        program = prog
     }
 
-    deinit {
-        clReleaseProgram(program)
-        clReleaseCommandQueue(queue)
-        clReleaseContext(context)
-    }
-
-    static func check(_ status: cl_int, _ call: String) throws {
-        guard status == CL_SUCCESS else { throw QuantizationError(.deviceFailure, "\(call) failed", underlying: "OpenCL status \(status)") }
-    }
-
-    static func string(_ dev: cl_device_id, _ what: cl_device_info) -> String {
-        var size = 0
-        clGetDeviceInfo(dev, what, 0, nil, &size)
-        var buf = [CChar](repeating: 0, count: size + 1)
-        clGetDeviceInfo(dev, what, size, &buf, nil)
-        return cString(buf)
-    }
-
-    static func platformName(_ p: cl_platform_id) -> String {
-        var size = 0
-        clGetPlatformInfo(p, cl_platform_info(CL_PLATFORM_NAME), 0, nil, &size)
-        var buf = [CChar](repeating: 0, count: size + 1)
-        clGetPlatformInfo(p, cl_platform_info(CL_PLATFORM_NAME), size, &buf, nil)
-        return cString(buf)
+    /// Runs on the first GPU (or accelerator), else the first OpenCL device of any kind.
+    ///
+    /// - Throws: `deviceUnavailable` when no OpenCL driver or device exists (the message says what to
+    ///   install); `deviceFailure` when the kernels do not build.
+    public convenience init() throws {
+        let backend = try Self.device("opening an OpenCL device") { () throws -> OpenCLBackend in
+            let devices = try OpenCLBackend.devices()
+            let gpu = devices.first { $0.kind == .gpu || $0.kind == .accelerator }
+            return try OpenCLBackend(device: gpu.map { .named($0.name) } ?? .automatic)
+        }
+        try self.init(backend: backend)
     }
 
     /// Uploads a quantized matrix (any format).
     public func makeLinear(_ matrix: QuantizedMatrix) throws -> OpenCLQuantizedLinear {
         try OpenCLQuantizedLinear(runtime: self, matrix: matrix)
     }
+
+    /// Runs OpenCL work, turning TensorCore's errors into `QuantizationError` with `what` and the cause.
+    static func device<R>(_ what: String, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let error as TensorError {
+            let code: QuantizationError.Code = error.code == .backendUnavailable ? .deviceUnavailable : .deviceFailure
+            throw QuantizationError(code, "\(what): \(error.message)", underlying: error.underlying)
+        }
+    }
 }
 
-/// A quantized weight matrix `[N, K]` resident on an OpenCL device.
+/// A quantized weight matrix `[N, K]` resident on an OpenCL device, in its format's byte layout.
 ///
-/// `@unchecked Sendable`: the buffer is written once in `init`; kernel launches go through the
-/// runtime's lock.
-public final class OpenCLQuantizedLinear: LinearWeights, @unchecked Sendable {
+/// `Sendable`: its stored properties are immutable `Sendable` values; the weight buffer is written once
+/// in `init` and kernel launches go through the backend's device lock.
+public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
     public let runtime: OpenCLQuantizedRuntime
     public let format: QuantizationFormat
     public let outputFeatures: Int
     public let inputFeatures: Int
-    let buffer: cl_mem
-    let kernel: cl_kernel
+    let weights: OpenCLBuffer
+    let kernel: String
 
     init(runtime: OpenCLQuantizedRuntime, matrix: QuantizedMatrix) throws {
         self.runtime = runtime
         format = matrix.format
         outputFeatures = matrix.rows
         inputFeatures = matrix.columns
-        var err: cl_int = 0
-        let buf = matrix.bytes.withUnsafeBytes { p in
-            clCreateBuffer(runtime.context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR), p.count, UnsafeMutableRawPointer(mutating: p.baseAddress), &err)
+        weights = try OpenCLQuantizedRuntime.device("uploading \(matrix.bytes.count) bytes of \(matrix.format) weights to \(runtime.backend.device.name)") {
+            try runtime.backend.makeBuffer(matrix.bytes)
         }
-        guard let buf, err == CL_SUCCESS else {
-            throw QuantizationError(.deviceFailure, "allocating \(matrix.bytes.count) bytes of weights on \(runtime.deviceDescription) failed", underlying: "status \(err)")
-        }
-        buffer = buf
-        let name: String
         switch matrix.format {
-        case .q8_0: name = "matvec_q8_0"
-        case .q4_0, .q4_1: name = "matvec_q4"
-        case .int8PerChannel: name = "matvec_int8"
-        case .int4Grouped: name = "matvec_int4"
+        case .q8_0: kernel = "matvec_q8_0"
+        case .q4_0, .q4_1: kernel = "matvec_q4"
+        case .int8PerChannel: kernel = "matvec_int8"
+        case .int4Grouped: kernel = "matvec_int4"
         }
-        guard let k = clCreateKernel(runtime.program, name, &err), err == CL_SUCCESS else {
-            clReleaseMemObject(buf)
-            throw QuantizationError(.deviceFailure, "clCreateKernel failed", underlying: "status \(err)")
-        }
-        kernel = k
-    }
-
-    deinit {
-        clReleaseKernel(kernel)
-        clReleaseMemObject(buffer)
     }
 
     public func apply(_ x: Tensor, backend: some ComputeBackend) throws -> Tensor { try apply(x) }
 
     /// `x` `[..., K]` → `[..., N]`.
     public func apply(_ x: Tensor) throws -> Tensor {
-        let k = inputFeatures, n = outputFeatures
-        guard x.rank >= 1, x.shape[x.rank - 1] == k, x.elementCount > 0 else {
-            throw QuantizationError(.invalidShape, "linear layer input has shape \(x.shape); its last dimension must be K = \(k)")
-        }
+        let outShape = try checkInput(x.shape)
         if let i = x.scalars.firstIndex(where: { !$0.isFinite }) {
             throw QuantizationError(.nonFinite, "linear layer input holds \(x.scalars[i]) at flat index \(i); replace NaN/Inf values before calling")
         }
-        let tokens = x.elementCount / k
-        let outShape = Shape(Array(x.shape.dimensions.dropLast()) + [n])
-        runtime.lock.lock()
-        defer { runtime.lock.unlock() }
-        var err: cl_int = 0
-        let xb = x.withUnsafeBufferPointer { p in
-            clCreateBuffer(runtime.context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR), p.count * 4, UnsafeMutableRawPointer(mutating: p.baseAddress), &err)
-        }
-        guard let xb, err == CL_SUCCESS else { throw QuantizationError(.deviceFailure, "clCreateBuffer (activations) failed", underlying: "status \(err)") }
-        defer { clReleaseMemObject(xb) }
-        guard let yb = clCreateBuffer(runtime.context, cl_mem_flags(CL_MEM_WRITE_ONLY), tokens * n * 4, nil, &err), err == CL_SUCCESS else {
-            throw QuantizationError(.deviceFailure, "clCreateBuffer (output) failed", underlying: "status \(err)")
-        }
-        defer { clReleaseMemObject(yb) }
-        var wbuf: cl_mem? = buffer, xbuf: cl_mem? = xb, ybuf: cl_mem? = yb
-        var nn = cl_int(n), kk = cl_int(k), tt = cl_int(tokens), withMin = cl_int(format == .q4_1 ? 1 : 0)
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 0, MemoryLayout<cl_mem>.size, &wbuf), "clSetKernelArg")
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 1, MemoryLayout<cl_mem>.size, &xbuf), "clSetKernelArg")
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 2, MemoryLayout<cl_mem>.size, &ybuf), "clSetKernelArg")
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 3, 4, &nn), "clSetKernelArg")
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 4, 4, &kk), "clSetKernelArg")
-        try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 5, 4, &tt), "clSetKernelArg")
-        switch format {
-        case .q4_0, .q4_1:
-            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 6, 4, &withMin), "clSetKernelArg")
-        case let .int4Grouped(g, sym):
-            var group = cl_int(g), symmetric = cl_int(sym ? 1 : 0)
-            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 6, 4, &group), "clSetKernelArg")
-            try OpenCLQuantizedRuntime.check(clSetKernelArg(kernel, 7, 4, &symmetric), "clSetKernelArg")
-        default:
-            break
-        }
-        var global = [(n + 63) / 64 * 64, tokens]
-        try OpenCLQuantizedRuntime.check(clEnqueueNDRangeKernel(runtime.queue, kernel, 2, nil, &global, nil, 0, nil, nil), "clEnqueueNDRangeKernel")
-        return try Tensor(shape: outShape) { out in
-            try OpenCLQuantizedRuntime.check(
-                clEnqueueReadBuffer(runtime.queue, yb, cl_bool(CL_TRUE), 0, tokens * n * 4, out.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
+        let cl = runtime.backend
+        return try OpenCLQuantizedRuntime.device("running \(kernel) on \(cl.device.name)") {
+            let y = try launch(try cl.upload(x), outShape)
+            return try cl.download(y)
         }
     }
-}
 
-/// A Swift string from a NUL-terminated C buffer.
-func cString(_ buf: [CChar]) -> String {
-    let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-    return String(decoding: bytes, as: UTF8.self)
+    /// Device-resident `x` `[..., K]` → `[..., N]` on the same device, returned once the kernel is queued
+    /// (no NaN/Inf check: that would need a download).
+    public func apply(_ x: OpenCLTensor) throws -> OpenCLTensor {
+        let outShape = try checkInput(x.shape)
+        return try OpenCLQuantizedRuntime.device("running \(kernel) on \(runtime.backend.device.name)") { try launch(x, outShape) }
+    }
+
+    private func checkInput(_ shape: Shape) throws -> Shape {
+        let k = inputFeatures
+        guard shape.rank >= 1, shape[shape.rank - 1] == k, shape.elementCount > 0 else {
+            throw QuantizationError(.invalidShape, "linear layer input has shape \(shape); its last dimension must be K = \(k)")
+        }
+        let tokens = shape.elementCount / k
+        guard tokens <= Int(Int32.max), outputFeatures <= Int(Int32.max), tokens.multipliedReportingOverflow(by: outputFeatures).partialValue <= Int(Int32.max) else {
+            throw QuantizationError(.invalidShape, "linear layer output of \(tokens) × \(outputFeatures) values is past the 2³¹ − 1 an OpenCL kernel indexes; split the tokens")
+        }
+        return Shape(Array(shape.dimensions.dropLast()) + [outputFeatures])
+    }
+
+    private func launch(_ x: OpenCLTensor, _ outShape: Shape) throws -> OpenCLTensor {
+        let cl = runtime.backend
+        let n = outputFeatures, k = inputFeatures, tokens = x.elementCount / k
+        let y = try cl.makeTensor(shape: outShape)
+        var arguments: [OpenCLKernelArgument] = [.buffer(weights), .tensor(x), .tensor(y), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(tokens))]
+        switch format {
+        case .q4_0: arguments.append(.int32(0))
+        case .q4_1: arguments.append(.int32(1))
+        case let .int4Grouped(g, symmetric): arguments += [.int32(Int32(g)), .int32(symmetric ? 1 : 0)]
+        case .q8_0, .int8PerChannel: break
+        }
+        try cl.enqueue(runtime.program, kernel: kernel, arguments: arguments, global: [(n + 63) / 64 * 64, tokens])
+        return y
+    }
 }

@@ -9,6 +9,22 @@ enum KernelArgument {
     case int(Int32)
     case long(Int64)
     case float(Float)
+    /// `__local` memory of this many bytes (`clSetKernelArg` with a null value).
+    case local(Int)
+}
+
+/// Identifies an extra program in a device's cache: its source (compared in full, so two sources never
+/// share an entry), a 64-bit FNV-1a hash of it (for messages) and the build options.
+struct ProgramKey: Hashable, Sendable {
+    let source: String
+    let sourceHash: UInt64
+    let options: String
+}
+
+/// A built extra program and its kernels, owned by a ``DeviceSession``.
+struct BuiltProgram {
+    let program: cl_program
+    let kernels: [String: cl_kernel]
 }
 
 /// The OpenCL objects of one device: context, in-order profiling queue, the built program and its kernels.
@@ -26,6 +42,8 @@ struct DeviceSession: ~Copyable {
     let tiledMatmulUsable: Bool
     /// `CL_DEVICE_MAX_WORK_GROUP_SIZE`; launches shrink their local sizes to fit it.
     let maxWorkGroupSize: Int
+    /// Programs built from other modules' embedded sources, by source and options (see ``OpenCLProgram``).
+    var programs: [ProgramKey: BuiltProgram] = [:]
 
     init(device: cl_device_id, options: String, tileEdge: Int, maxWorkGroupSize: Int) throws {
         var err: cl_int = 0
@@ -71,14 +89,18 @@ struct DeviceSession: ~Copyable {
     }
 
     private static func build(context: cl_context, device: cl_device_id, options: String) throws -> cl_program {
+        try build(context: context, device: device, source: KernelSource.source, options: options, label: "TensorCoreOpenCL kernels")
+    }
+
+    static func build(context: cl_context, device: cl_device_id, source: String, options: String, label: String) throws -> cl_program {
         var err: cl_int = 0
-        let program: cl_program? = KernelSource.source.withCString { src in
+        let program: cl_program? = source.withCString { src in
             var ptr: UnsafePointer<CChar>? = src
             var length = strlen(src)
             return clCreateProgramWithSource(context, 1, &ptr, &length, &err)
         }
         guard let program, err == CL_SUCCESS else {
-            throw OpenCLStatus.error(err, "clCreateProgramWithSource", "loading the kernel source")
+            throw OpenCLStatus.error(err, "clCreateProgramWithSource", "loading the source of \(label)")
         }
         var dev: cl_device_id? = device
         let status = clBuildProgram(program, 1, &dev, options, nil, nil)
@@ -86,7 +108,7 @@ struct DeviceSession: ~Copyable {
             let log = buildLog(program, device)
             clReleaseProgram(program)
             let base = OpenCLStatus.error(status, "clBuildProgram")
-            throw TensorError(.deviceFailure, "building the OpenCL kernels failed (options: \(options)); build log:\n\(log)", underlying: base.underlying)
+            throw TensorError(.deviceFailure, "building \(label) failed (options: \(options.isEmpty ? "none" : options)); build log:\n\(log)", underlying: base.underlying)
         }
         return program
     }
@@ -105,6 +127,10 @@ struct DeviceSession: ~Copyable {
     }
 
     deinit {
+        for built in programs.values {
+            for k in built.kernels.values { clReleaseKernel(k) }
+            clReleaseProgram(built.program)
+        }
         for k in kernels.values { clReleaseKernel(k) }
         clReleaseProgram(program)
         clReleaseCommandQueue(queue)
@@ -115,8 +141,13 @@ struct DeviceSession: ~Copyable {
 
     /// A new device buffer of `count` floats (at least one, so empty tensors still have a handle).
     func makeBuffer(count: Int) throws -> cl_mem {
+        try makeBuffer(bytes: count * MemoryLayout<Float>.stride)
+    }
+
+    /// A new device buffer of `bytes` bytes (at least four, so empty buffers still have a handle).
+    func makeBuffer(bytes requested: Int) throws -> cl_mem {
         var err: cl_int = 0
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = max(requested, 4)
         guard let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err), err == CL_SUCCESS else {
             throw OpenCLStatus.error(err, "clCreateBuffer", "allocating \(bytes) bytes")
         }
@@ -137,6 +168,68 @@ struct DeviceSession: ~Copyable {
         try OpenCLStatus.check(
             clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), 0, values.count * MemoryLayout<Float>.stride, base, 0, nil, nil),
             "clEnqueueReadBuffer", "downloading \(values.count) floats")
+    }
+
+    /// Blocking write of raw bytes into `mem` at `offset`.
+    func write(bytes: UnsafeRawBufferPointer, to mem: cl_mem, offset: Int) throws {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        try OpenCLStatus.check(
+            clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), offset, bytes.count, base, 0, nil, nil),
+            "clEnqueueWriteBuffer", "uploading \(bytes.count) bytes at offset \(offset)")
+    }
+
+    /// Blocking read of raw bytes of `mem` from `offset`.
+    func read(_ mem: cl_mem, offset: Int, into bytes: UnsafeMutableRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        try OpenCLStatus.check(
+            clEnqueueReadBuffer(queue, mem, cl_bool(CL_TRUE), offset, bytes.count, base, 0, nil, nil),
+            "clEnqueueReadBuffer", "downloading \(bytes.count) bytes at offset \(offset)")
+    }
+
+    /// Enqueues a fill of `bytes` bytes of `mem` from `offset` with zeros.
+    func zero(_ mem: cl_mem, offset: Int, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        var zero: UInt32 = 0
+        try OpenCLStatus.check(
+            clEnqueueFillBuffer(queue, mem, &zero, MemoryLayout<UInt32>.size, offset, bytes, 0, nil, nil),
+            "clEnqueueFillBuffer", "zeroing \(bytes) bytes")
+    }
+
+    /// Enqueues a device-side copy of `bytes` bytes.
+    func copy(from source: cl_mem, offset sourceOffset: Int, to destination: cl_mem, offset destinationOffset: Int, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try OpenCLStatus.check(
+            clEnqueueCopyBuffer(queue, source, destination, sourceOffset, destinationOffset, bytes, 0, nil, nil),
+            "clEnqueueCopyBuffer", "copying \(bytes) bytes")
+    }
+
+    /// The kernels of the extra program `key`, building it on first use (`label` names it in errors).
+    mutating func program(_ key: ProgramKey, kernelNames: [String], label: String) throws -> BuiltProgram {
+        // A cached program gains any kernels a later request names; a new one is cached once it builds.
+        let cached = programs[key]
+        if let cached, kernelNames.allSatisfy({ cached.kernels[$0] != nil }) { return cached }
+        let program: cl_program
+        if let cached {
+            program = cached.program
+        } else {
+            program = try Self.build(context: context, device: device, source: key.source, options: key.options,
+                                     label: "\(label) (source hash \(String(key.sourceHash, radix: 16)))")
+        }
+        var kernels = cached?.kernels ?? [:]
+        var created: [cl_kernel] = []
+        var err: cl_int = 0
+        for name in kernelNames where kernels[name] == nil {
+            guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
+                for k in created { clReleaseKernel(k) }
+                if cached == nil { clReleaseProgram(program) }
+                throw OpenCLStatus.error(err, "clCreateKernel", "creating kernel \(name) of \(label)")
+            }
+            kernels[name] = k
+            created.append(k)
+        }
+        let built = BuiltProgram(program: program, kernels: kernels)
+        programs[key] = built
+        return built
     }
 
     /// Enqueues a marker and returns its event (the caller releases it).
@@ -177,6 +270,12 @@ struct DeviceSession: ~Copyable {
         guard let kernel = kernels[name] else {
             throw TensorError(.deviceFailure, "internal: kernel \(name) was not built")
         }
+        try launch(kernel, name, arguments, global: global, local: local, fixedLocal: kernelHasRequiredSize(name))
+    }
+
+    /// Sets the arguments of `kernel` and enqueues it; `fixedLocal` keeps `local` even past the device limit
+    /// (kernels compiled with `reqd_work_group_size`).
+    func launch(_ kernel: cl_kernel, _ name: String, _ arguments: [KernelArgument], global: [Int], local: [Int]?, fixedLocal: Bool) throws {
         if global.contains(0) { return }
         for (index, argument) in arguments.enumerated() {
             let status: cl_int
@@ -193,13 +292,15 @@ struct DeviceSession: ~Copyable {
             case .float(let v):
                 var x = v
                 status = clSetKernelArg(kernel, cl_uint(index), MemoryLayout<Float>.size, &x)
+            case .local(let bytes):
+                status = clSetKernelArg(kernel, cl_uint(index), max(bytes, 1), nil)
             }
             try OpenCLStatus.check(status, "clSetKernelArg", "setting argument \(index) of kernel \(name)")
         }
         // Fixed local sizes are powers of two and globals are multiples of them, so halving the largest
         // dimension until the group fits keeps the global size a multiple (tiny devices only).
         var local = local
-        if var l = local, !kernelHasRequiredSize(name) {
+        if var l = local, !fixedLocal {
             while l.reduce(1, *) > maxWorkGroupSize, let i = l.indices.max(by: { l[$0] < l[$1] }), l[i] > 1 { l[i] /= 2 }
             local = l
         }

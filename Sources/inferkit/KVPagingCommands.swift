@@ -24,7 +24,7 @@ struct BenchKVPaging: ParsableCommand {
     @Option(help: "Repetitions for timed parts (the median is reported).")
     var repetitions = 7
 
-    @Option(help: "Sections to run (comma-separated): capacity, prefix, speed, attention.")
+    @Option(help: "Sections to run (comma-separated): capacity, prefix, speed, attention, opencl (not in the default).")
     var only = "capacity,prefix,speed,attention"
 
     @Option(help: "Random seed of the workloads.")
@@ -33,9 +33,13 @@ struct BenchKVPaging: ParsableCommand {
     mutating func run() throws {
         guard repetitions >= 1, repetitions <= 1000 else { throw ValidationError("--repetitions is \(repetitions); pass 1…1000") }
         let sections = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        let known: Set<String> = ["capacity", "prefix", "speed", "attention"]
+        let known: Set<String> = ["capacity", "prefix", "speed", "attention", "opencl"]
         guard sections.isSubset(of: known), !sections.isEmpty else {
-            throw ValidationError("--only takes a comma-separated subset of: capacity, prefix, speed, attention")
+            throw ValidationError("--only takes a comma-separated subset of: capacity, prefix, speed, attention, opencl")
+        }
+        if sections.contains("opencl") {   // opt-in: OpenCL paged vs contiguous attention (KVPagingOpenCLBench.swift)
+            try KVPagingOpenCLBench.printReport(repetitions: repetitions, quick: quick, json: json)
+            if sections.count == 1 { return }
         }
         var report = KVPagingBenchReport(budget: .llama31_8B_on80GiB, machine: KVPagingBenchReport.machineDescription())
         let steps = quick ? 1_500 : 6_000

@@ -51,3 +51,34 @@ struct OpenCLQuantizedTests {
         #expect(throws: QuantizationError.self) { try lin.apply(x) }
     }
 }
+
+/// The quantized layer on the shared TensorCoreOpenCL runtime: device-resident activations in and out,
+/// chained with an `OpenCLBackend` op on the same queue.
+@Suite("OpenCL quantized kernels on the shared runtime", .enabled(if: hasOpenCLDevice, "no OpenCL device"), .serialized)
+struct OpenCLQuantizedSharedRuntimeTests {
+    @Test func deviceResidentApplyChainsWithBackendOps() throws {
+        let rt = try #require(sharedRuntime)
+        let cl = rt.backend
+        let seed = UInt64.random(in: 1...UInt64.max)
+        let (n, k, t) = (29, 96, 3)
+        let w = Tensor.random(shape: [n, k], seed: seed, distribution: .normal(mean: 0, standardDeviation: 0.05))
+        let x = Tensor.random(shape: [t, k], seed: seed &+ 1, distribution: .normal(mean: 0, standardDeviation: 1))
+        let q = try QuantizedMatrix.quantize(w, as: .q8_0)
+        let layer = try rt.makeLinear(q)
+        // y = silu(x · Wᵀ) entirely on the device; the oracle is the reference backend on dequantized weights.
+        let y = try cl.download(cl.silu(layer.apply(cl.upload(x))))
+        let ref = try ReferenceBackend().silu(ReferenceBackend().matmul(x, q.dequantize(), transposeA: false, transposeB: true))
+        #expect(y.shape == Shape([t, n]))
+        // Same bound as the matmul test (1e-5·Σ|w·x| on the product; silu is 1-Lipschitz-ish, |silu'| ≤ 1.1).
+        let xs = x.scalars, ws = q.dequantize().scalars
+        for ti in 0..<t {
+            for o in 0..<n {
+                var mag: Float = 0
+                for j in 0..<k { mag += abs(xs[ti * k + j] * ws[o * k + j]) }
+                #expect(abs(y.scalars[ti * n + o] - ref.scalars[ti * n + o]) <= 1.1e-5 * mag + 1e-6, "row \(o) t=\(ti), seed \(seed)")
+            }
+        }
+        // A device tensor with the wrong K is a typed error.
+        #expect(throws: QuantizationError.self) { _ = try layer.apply(cl.upload(Tensor(zeros: [2, k + 1]))) }
+    }
+}
