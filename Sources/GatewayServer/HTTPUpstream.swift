@@ -239,13 +239,6 @@ public struct HTTPUpstream: Upstream {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = nanos.overflow ? .nanoseconds(.max) : .nanoseconds(nanos.partialValue &+ attoseconds / 1_000_000_000)
-    }
-}
 
 extension HTTPUpstream {
     /// An HTTP client tuned for a gateway: connection failures surface at once (no silent
