@@ -495,6 +495,12 @@ extension GatewayServerConfiguration {
         } catch let error as GatewayError {
             throw error
         } catch let error as DecodingError {
+            // Yams wraps errors thrown while decoding (ours included) as "not valid YAML".
+            if case .dataCorrupted(let context) = error, let underlying = context.underlyingError {
+                if let gateway = underlying as? GatewayError { throw gateway }
+                if let decoding = underlying as? DecodingError { throw GatewayError(.invalidConfiguration, describe(decoding)) }
+                throw GatewayError(.invalidConfiguration, "the configuration is not valid YAML or JSON: \(underlying)")
+            }
             throw GatewayError(.invalidConfiguration, describe(error))
         } catch {
             throw GatewayError(.invalidConfiguration, "the configuration is not valid YAML or JSON: \(error)")
