@@ -119,6 +119,14 @@ public final class GatewayHTTPServer: Sendable {
         }
     }
 
+    /// Releases what ``make(configuration:environment:overrideHost:overridePort:registry:logger:)``
+    /// created (the upstream HTTP client) when the server is never started, e.g. after a configuration check.
+    public func shutdownUnstarted() async throws {
+        for case let service as HTTPClientService in dependentServices {
+            try await service.client.shutdown()
+        }
+    }
+
     // MARK: Handlers
 
     static let jsonHeaders: HTTPFields = [.contentType: "application/json"]

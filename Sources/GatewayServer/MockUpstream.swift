@@ -230,8 +230,9 @@ public final class MockUpstream: Sendable {
     }
 
     /// Starts listening and returns the bound port.
+    /// - Parameter handleSignals: stop gracefully on SIGTERM/SIGINT (for the command-line tool).
     @discardableResult
-    public func start() async throws -> Int {
+    public func start(handleSignals: Bool = false) async throws -> Int {
         if let running = server.withLock({ $0 }) { return running.port }
         let router = Router(context: MockRequestContext.self)
         router.post("/v1/chat/completions") { [self] request, context in
@@ -245,12 +246,17 @@ public final class MockUpstream: Sendable {
             let names = self.configuration.models.isEmpty ? ["mock-model"] : self.configuration.models
             return ErrorResponses.json(ModelList(data: names.map { ModelListEntry(id: $0, ownedBy: self.configuration.name) }))
         }
+        router.get("/mock/stats") { [self] _, _ in
+            ErrorResponses.json(StatisticsBody(self.statistics))
+        }
         router.get("/health") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         let configuration = self.configuration
         let logger = self.logger
-        let running = try await RunningServer.start(host: configuration.host, logger: logger, gracefulShutdownTimeout: .seconds(1)) { onRunning in
+        let running = try await RunningServer.start(
+            host: configuration.host, logger: logger, gracefulShutdownTimeout: .seconds(1), handleSignals: handleSignals
+        ) { onRunning in
             Application(
                 router: router,
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
@@ -275,6 +281,11 @@ public final class MockUpstream: Sendable {
             return current
         }
         await running?.stop()
+    }
+
+    /// Waits until the server stops (after ``stop()`` or a signal).
+    public func waitUntilStopped() async throws {
+        try await server.withLock { $0 }?.waitUntilStopped()
     }
 
     /// Replaces the fault profile while running.
@@ -434,6 +445,24 @@ public final class MockUpstream: Sendable {
     static func estimatePromptTokens(_ request: ChatCompletionRequest) -> Int {
         let bytes = request.messages.reduce(0) { $0 + $1.text.utf8.count }
         return max(1, (bytes + 3) / 4)
+    }
+}
+
+/// The JSON of `GET /mock/stats`.
+struct StatisticsBody: Encodable {
+    var requests: Int
+    var answered: Int
+    var rejected: Int
+    var faults: [String: Int]
+    var promptTokens: Int
+    var completionTokens: Int
+    init(_ s: MockUpstreamStatistics) {
+        requests = s.requests
+        answered = s.answered
+        rejected = s.rejected
+        faults = Dictionary(uniqueKeysWithValues: s.faults.map { ($0.key.rawValue, $0.value) })
+        promptTokens = s.promptTokens
+        completionTokens = s.completionTokens
     }
 }
 

@@ -9,6 +9,9 @@ struct InferKit: AsyncParsableCommand {
         subcommands: [
             Backends.self,
             Bench.self,
+            GatewayCommand.self,
+            MockUpstreamCommand.self,
+            LoadTestCommand.self,
         ]
     )
 }
