@@ -132,6 +132,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "GatewayRouting",
+            dependencies: ["Routing"],
+            path: "Examples/GatewayRouting",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RoutingEvaluation",
+            dependencies: ["Routing"],
+            path: "Examples/RoutingEvaluation",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "TensorCoreTests",
@@ -142,7 +155,12 @@ let package = Package(
         .testTarget(name: "KVPagingTests", dependencies: ["KVPaging", "TensorCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RoutingTests",
+            dependencies: ["Routing"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
     ]
 )

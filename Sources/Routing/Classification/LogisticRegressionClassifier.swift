@@ -72,9 +72,10 @@ public struct LogisticRegressionClassifier: QueryClassifier, Codable, Sendable, 
     func sparse(_ text: String) -> [(Int, Float)] {
         var merged: [Int: Float] = [:]
         for (bucket, value) in features.features(text) { merged[bucket, default: 0] += value }
-        let norm = merged.values.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        let norm = merged.sorted { $0.key < $1.key }.reduce(Float(0)) { $0 + $1.value * $1.value }.squareRoot()
         guard norm > 0 else { return [] }
-        return merged.map { ($0.key, $0.value / norm) }
+        // Sorted so sums run in the same order every time (dictionary order varies between instances).
+        return merged.sorted { $0.key < $1.key }.map { ($0.key, $0.value / norm) }
     }
 
     /// Class probabilities, in `labels` order.

@@ -82,7 +82,7 @@ public struct RuleBasedClassifier: QueryClassifier {
             "architecture", "design a", "strategy", "evaluate", "implications", "why does", "optimize",
             "optimise", "plan for", "pros and cons", "in depth", "calculate", "estimate",
         ],
-        simpleMaxTokens: Int = 24, complexMinTokens: Int = 400, estimator: TokenEstimator = TokenEstimator()
+        simpleMaxTokens: Int = 12, complexMinTokens: Int = 400, estimator: TokenEstimator = TokenEstimator()
     ) {
         self.codeMarkers = codeMarkers
         self.complexMarkers = complexMarkers

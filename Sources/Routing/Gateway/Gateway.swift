@@ -223,10 +223,14 @@ public final class Gateway: Sendable {
 
     /// Breaker state and load of every backend.
     public func health() -> [BackendHealth] {
-        state.withLock { state in
+        let now = clock.now
+        return state.withLock { state in
             configuration.models.flatMap { route in
                 (state.pools[route.name]?.health ?? []).map {
-                    BackendHealth(model: route.name, backendID: $0.backend.id, breaker: $0.state.name,
+                    // An open breaker whose trip time is over admits a probe on the next request.
+                    let name: String
+                    if case .open(let until) = $0.state, now >= until { name = "half_open" } else { name = $0.state.name }
+                    return BackendHealth(model: route.name, backendID: $0.backend.id, breaker: name,
                                   outstanding: $0.outstanding, ewmaLatency: $0.ewmaLatency)
                 }
             }
@@ -513,6 +517,7 @@ public final class Gateway: Sendable {
         var retry = RetryState(policy: configuration.retry, start: admitted.start)
         var tried: [String: Set<Int>] = [:]
         var lastError: UpstreamError?
+        var waitedForBreakers = 0
         let chain = admitted.chain
         while true {
             if Task.isCancelled {
@@ -541,6 +546,18 @@ public final class Gateway: Sendable {
                     chain.compactMap { state.pools[$0]?.nextAvailableIn(now: now) }.min()
                 }
                 guard let error = lastError else {
+                    // Nothing tried yet and every breaker open: wait for the first to let a probe
+                    // through when that is soon enough, as for a Retry-After.
+                    if let wait = availableIn, wait > .zero, wait <= retry.policy.maxRetryAfterWait,
+                       now + wait < retry.deadline, waitedForBreakers < retry.policy.maxAttempts
+                    {
+                        waitedForBreakers += 1
+                        observer?(.backoff(requestID: admitted.requestID, wait: wait, at: now))
+                        do { try await clock.sleep(for: wait) } catch {
+                            throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID)
+                        }
+                        continue
+                    }
                     throw RoutingError(.noHealthyBackend,
                                        "no backend of model '\(chain[0])' or its fallbacks is available (circuit breakers open or all saturated): retry later",
                                        httpStatus: 503, retryAfter: availableIn, requestID: admitted.requestID)
@@ -586,15 +603,16 @@ public final class Gateway: Sendable {
             switch result {
             case .success(let value):
                 if keepLease {
-                    return (value, model, lease.backendID, retry.attempts, HeldLease(model: model, lease: lease, started: started))
+                    return (value, model, lease.backendID, retry.attempts,
+                            HeldLease(requestID: admitted.requestID, model: model, lease: lease, started: started))
                 }
+                observer?(.attemptFinished(requestID: admitted.requestID, backendID: lease.backendID, error: nil, at: finished))
                 state.withLock { state in
                     if let transition = state.pools[model]?.complete(lease, outcome: .success, latency: latency, now: finished) {
                         noteTransition(&state, backendID: lease.backendID, transition)
                     }
                     state.metrics.record("upstream_duration_seconds", latency, [("backend", lease.backendID), ("outcome", "ok")])
                 }
-                observer?(.attemptFinished(requestID: admitted.requestID, backendID: lease.backendID, error: nil, at: finished))
                 logger.debug("attempt succeeded", metadata: ["request_id": "\(admitted.requestID)", "backend": "\(lease.backendID)",
                                                             "attempt": "\(retry.attempts)"])
                 return (value, model, lease.backendID, retry.attempts, nil)
@@ -639,6 +657,7 @@ public final class Gateway: Sendable {
 
     /// A backend reservation kept past the first chunk of a stream.
     struct HeldLease: Sendable {
+        var requestID: String
         var model: String
         var lease: BackendPool.Lease
         var started: RoutingInstant
@@ -647,6 +666,7 @@ public final class Gateway: Sendable {
     /// Releases a lease kept by a stream.
     func release(_ held: HeldLease, outcome: CircuitBreaker.Outcome, error: UpstreamError?) {
         let now = clock.now
+        observer?(.attemptFinished(requestID: held.requestID, backendID: held.lease.backendID, error: error, at: now))
         state.withLock { state in
             if let transition = state.pools[held.model]?.complete(held.lease, outcome: outcome, latency: now - held.started, now: now) {
                 noteTransition(&state, backendID: held.lease.backendID, transition)

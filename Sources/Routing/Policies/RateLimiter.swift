@@ -183,8 +183,8 @@ public struct RateLimiter: Sendable {
                 case .strict:
                     wait = bucket.timeUntil(tokens: estimate, now: now)
                 case .optimistic:
-                    // Admit while anything is left; if nothing is, say when the whole estimate fits.
-                    wait = bucket.isEmpty(now: now) ? bucket.timeUntil(tokens: max(1, estimate), now: now) : .zero
+                    // Admit while anything is left; the wait is exactly until something is left again.
+                    wait = bucket.timeUntilPositive(now: now)
                 }
                 if wait > .zero {
                     return .rateLimited(scope: scope, retryAfter: wait, what: "\(bucket.limit) tokens per minute")
@@ -228,13 +228,5 @@ public struct RateLimiter: Sendable {
         entry.tokens = bucket
         entries[scope] = entry
         return value
-    }
-}
-
-extension TokenBucket {
-    /// Whether nothing at all is left (level ≤ 0).
-    mutating func isEmpty(now: RoutingInstant) -> Bool {
-        refill(now: now)
-        return level <= 0
     }
 }

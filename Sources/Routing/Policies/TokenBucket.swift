@@ -64,6 +64,13 @@ public struct TokenBucket: Sendable, Hashable {
         return .microseconds((needed + limit - 1) / limit)
     }
 
+    /// The time until the level is above zero (zero when it already is).
+    public mutating func timeUntilPositive(now: RoutingInstant) -> Duration {
+        refill(now: now)
+        guard level <= 0 else { return .zero }
+        return .microseconds((-level + 1 + limit - 1) / limit)
+    }
+
     /// Whether `tokens` could ever be taken at once (more than the limit never fits).
     public func canEverHold(_ tokens: Int64) -> Bool { tokens <= limit }
 
