@@ -99,6 +99,22 @@ final class Harness: Sendable {
         return Harness(mocks: mocks, server: server, running: running, client: client, logs: logs)
     }
 
+    /// Starts a harness, runs `body`, and always tears everything down (also when `body` throws).
+    static func with<T>(
+        mocks: [String: MockUpstreamConfiguration], yaml: String, environment: [String: String] = [:],
+        _ body: (Harness) async throws -> T
+    ) async throws -> T {
+        let h = try await start(mocks: mocks, yaml: yaml, environment: environment)
+        do {
+            let result = try await body(h)
+            await h.stop()
+            return result
+        } catch {
+            await h.stop()
+            throw error
+        }
+    }
+
     func stop() async {
         await running.stop()
         for mock in mocks.values { await mock.stop() }
