@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -297,6 +298,22 @@ public final class MockUpstream: Sendable {
     /// Replaces the latencies while running.
     public func setLatency(firstToken: Duration, interToken: Duration) {
         state.withLock { $0.latency = (firstToken, interToken) }
+    }
+
+    /// Counters of a mock running in another process, from its `GET /mock/stats`.
+    public struct RemoteStatistics: Sendable, Decodable {
+        public var requests: Int
+        public var answered: Int
+        public var faults: [String: Int]
+    }
+
+    /// Reads `GET {baseURL}/mock/stats`.
+    public static func remoteStatistics(baseURL: String) async throws -> RemoteStatistics {
+        var request = HTTPClientRequest(url: baseURL + "/mock/stats")
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return try WireJSON.decode(RemoteStatistics.self, from: body)
     }
 
     /// A snapshot of the counters.

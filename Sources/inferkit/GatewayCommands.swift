@@ -250,3 +250,262 @@ struct LoadTestCommand: AsyncParsableCommand {
         }
     }
 }
+
+// MARK: - inferkit bench gateway
+
+/// A child process (`inferkit mock-upstream` or `inferkit gateway`) that prints
+/// `listening on URL` when ready.
+final class ChildServer {
+    let process: Process
+    let url: String
+    let name: String
+
+    init(name: String, arguments: [String], logPath: String) throws {
+        self.name = name
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+        var line = Data()
+        let reader = stdout.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let data = reader.availableData
+            if data.isEmpty { break }
+            line.append(data)
+        }
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("listening on ") else {
+            process.terminate()
+            throw ValidationError("\(name) did not start (see \(logPath)): \(text)")
+        }
+        self.process = process
+        self.url = String(text.dropFirst("listening on ".count))
+    }
+
+    /// Resident and peak resident memory in KiB, from /proc.
+    func memory() -> (rss: Int, peak: Int) {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+        }
+        return (field("VmRSS"), field("VmHWM"))
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// What the gateway benchmark measured.
+struct GatewayBenchResult: Codable {
+    struct Pair: Codable {
+        var direct: Double
+        var gateway: Double
+    }
+    var machine: String
+    var repeats: Int
+    var latencyRequestsPerRun: Int
+    /// Per repeat, client-measured E2E percentiles in milliseconds at one connection.
+    var latencyP50: [Pair]
+    var latencyP99: [Pair]
+    var addedP50MedianMs: Double
+    var addedP99MedianMs: Double
+    var throughputConcurrency: Int
+    var throughputSeconds: Double
+    var throughput: [Pair]
+    var gatewayThroughputMedian: Double
+    var directThroughputMedian: Double
+    var faultRequests: Int
+    var faultReport: LoadTestReport?
+    var faultyUpstreamRequests: Int
+    var faultsInjected: [String: Int]
+    var rssBeforeKiB: Int
+    var rssAfterKiB: Int
+    var peakRSSKiB: Int
+}
+
+struct GatewayBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Benchmark the gateway against a mock upstream on loopback (added latency, throughput, fault tolerance, memory).",
+        discussion: """
+            Starts `inferkit mock-upstream` and `inferkit gateway` as separate processes of this
+            executable, and drives them from this process. Baseline: the same load sent directly
+            to the mock in the same run (alternating direct/gateway runs). Build in release mode.
+            """
+    )
+
+    @Option(name: .long, help: "Repetitions of the latency and throughput comparisons.") var repeats = 5
+    @Option(name: .long, help: "Requests per latency run (one connection).") var latencyRequests = 2000
+    @Option(name: .long, help: "Seconds per throughput run.") var throughputSeconds = 5.0
+    @Option(name: .long, help: "Connections for the throughput runs.") var throughputConcurrency = 32
+    @Option(name: .long, help: "Requests in the fault-injection run.") var faultRequests = 20_000
+    @Option(name: .long, help: "Connections in the fault-injection run.") var faultConcurrency = 32
+    @Flag(name: .long, help: "Small sizes for a smoke run.") var quick = false
+    @Flag(name: .long, help: "Print the result as JSON.") var json = false
+
+    func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    func run() async throws {
+        let repeats = quick ? 2 : max(1, self.repeats)
+        let latencyRequests = quick ? 300 : max(100, self.latencyRequests)
+        let throughputSeconds = quick ? 1.0 : max(0.5, self.throughputSeconds)
+        let faultRequests = quick ? 2000 : max(100, self.faultRequests)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("inferkit-gateway-bench-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        var children: [ChildServer] = []
+        defer { for child in children.reversed() { child.stop() } }
+
+        printError("starting mock upstream and gateway (logs in \(directory.path))")
+        let mock = try ChildServer(name: "mock", arguments: ["mock-upstream", "--port", "0", "--log-level", "error", "--name", "healthy"], logPath: path("mock.log"))
+        children.append(mock)
+        let config = """
+            server: { port: 0 }
+            upstreams:
+              - { id: mock, type: openai, base_url: "\(mock.url)/v1" }
+            models:
+              - name: mock-model
+                backends: [ { upstream: mock } ]
+            """
+        try config.write(toFile: path("gateway.yaml"), atomically: true, encoding: .utf8)
+        let gateway = try ChildServer(name: "gateway", arguments: ["gateway", "--config", path("gateway.yaml"), "--log-level", "error"], logPath: path("gateway.log"))
+        children.append(gateway)
+
+        func load(_ url: String, _ pacing: LoadTestConfiguration.Pacing, count: Int? = nil, seconds: Double? = nil, warmup: Int) async throws -> LoadTestReport {
+            try await LoadGenerator(configuration: .init(
+                url: url, pacing: pacing, requestCount: count, duration: seconds.map { .seconds(double: $0) },
+                requestTimeout: .seconds(30), warmupRequests: warmup
+            )).run()
+        }
+
+        // 1. Added latency at one connection, alternating which target goes first.
+        var p50: [GatewayBenchResult.Pair] = []
+        var p99: [GatewayBenchResult.Pair] = []
+        for r in 0..<repeats {
+            printError("latency run \(r + 1)/\(repeats)")
+            var direct: LoadTestReport
+            var viaGateway: LoadTestReport
+            if r % 2 == 0 {
+                direct = try await load(mock.url, .concurrency(1), count: latencyRequests, warmup: 200)
+                viaGateway = try await load(gateway.url, .concurrency(1), count: latencyRequests, warmup: 200)
+            } else {
+                viaGateway = try await load(gateway.url, .concurrency(1), count: latencyRequests, warmup: 200)
+                direct = try await load(mock.url, .concurrency(1), count: latencyRequests, warmup: 200)
+            }
+            guard let d = direct.endToEnd, let g = viaGateway.endToEnd, direct.failed == 0, viaGateway.failed == 0 else {
+                throw ValidationError("a latency run had failures: direct \(direct.errors), gateway \(viaGateway.errors)")
+            }
+            p50.append(.init(direct: d.p50 * 1000, gateway: g.p50 * 1000))
+            p99.append(.init(direct: d.p99 * 1000, gateway: g.p99 * 1000))
+        }
+
+        // 2. Throughput with many connections.
+        var throughput: [GatewayBenchResult.Pair] = []
+        for r in 0..<repeats {
+            printError("throughput run \(r + 1)/\(repeats)")
+            let c = LoadTestConfiguration.Pacing.concurrency(throughputConcurrency)
+            let direct = try await load(mock.url, c, seconds: throughputSeconds, warmup: 500)
+            let viaGateway = try await load(gateway.url, c, seconds: throughputSeconds, warmup: 500)
+            throughput.append(.init(direct: direct.requestsPerSecond, gateway: viaGateway.requestsPerSecond))
+        }
+        gateway.stop()
+        mock.stop()
+
+        // 3. Fault injection: one upstream with 30 % faults, one healthy, a lenient breaker so the
+        //    faulty upstream keeps taking (and failing) its share of first attempts.
+        printError("fault-injection run: \(faultRequests) requests")
+        let faulty = try ChildServer(name: "faulty", arguments: [
+            "mock-upstream", "--port", "0", "--log-level", "error", "--name", "faulty",
+            "--rate-429", "0.10", "--rate-500", "0.05", "--rate-503", "0.05", "--rate-drop", "0.05",
+            "--rate-timeout", "0.05", "--hang-ms", "2000", "--retry-after-ms", "1000",
+        ], logPath: path("faulty.log"))
+        children.append(faulty)
+        let healthy = try ChildServer(name: "healthy", arguments: ["mock-upstream", "--port", "0", "--log-level", "error", "--name", "healthy"], logPath: path("healthy.log"))
+        children.append(healthy)
+        let faultConfig = """
+            server: { port: 0 }
+            upstreams:
+              - { id: faulty, type: openai, base_url: "\(faulty.url)/v1" }
+              - { id: healthy, type: openai, base_url: "\(healthy.url)/v1" }
+            models:
+              - name: mock-model
+                strategy: round_robin
+                backends: [ { upstream: faulty }, { upstream: healthy } ]
+            retry: { max_attempts: 4, time_budget_seconds: 20, attempt_timeout_seconds: 0.5, initial_backoff_seconds: 0.005, max_backoff_seconds: 0.05 }
+            circuit_breaker: { failure_threshold: 1000000, failure_rate_threshold: 0.95, minimum_requests: 1000, honour_retry_after: false, trip_seconds: 1 }
+            """
+        try faultConfig.write(toFile: path("gateway-faults.yaml"), atomically: true, encoding: .utf8)
+        let faultGateway = try ChildServer(name: "gateway", arguments: ["gateway", "--config", path("gateway-faults.yaml"), "--log-level", "error"], logPath: path("gateway-faults.log"))
+        children.append(faultGateway)
+        _ = try await load(faultGateway.url, .concurrency(faultConcurrency), count: 2000, warmup: 0)
+        let before = faultGateway.memory()
+        let faultReport = try await load(faultGateway.url, .concurrency(faultConcurrency), count: faultRequests, warmup: 0)
+        let after = faultGateway.memory()
+        let stats = try await fetchStats(faulty.url)
+
+        let result = GatewayBenchResult(
+            machine: Self.machine(),
+            repeats: repeats, latencyRequestsPerRun: latencyRequests,
+            latencyP50: p50, latencyP99: p99,
+            addedP50MedianMs: median(p50.map { $0.gateway - $0.direct }),
+            addedP99MedianMs: median(p99.map { $0.gateway - $0.direct }),
+            throughputConcurrency: throughputConcurrency, throughputSeconds: throughputSeconds, throughput: throughput,
+            gatewayThroughputMedian: median(throughput.map(\.gateway)), directThroughputMedian: median(throughput.map(\.direct)),
+            faultRequests: faultRequests, faultReport: faultReport,
+            faultyUpstreamRequests: stats.requests, faultsInjected: stats.faults,
+            rssBeforeKiB: before.rss, rssAfterKiB: after.rss, peakRSSKiB: after.peak
+        )
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(Self.render(result))
+        }
+    }
+
+    func fetchStats(_ url: String) async throws -> MockUpstream.RemoteStatistics {
+        try await MockUpstream.remoteStatistics(baseURL: url)
+    }
+
+    static func machine() -> String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
+        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+
+    static func render(_ r: GatewayBenchResult) -> String {
+        func f(_ v: Double, _ d: Int = 3) -> String { String(format: "%.\(d)f", v) }
+        var out = "machine: \(r.machine)\n\n"
+        out += "| run | direct p50 (ms) | gateway p50 (ms) | added p50 | direct p99 (ms) | gateway p99 (ms) | added p99 |\n|---|---|---|---|---|---|---|\n"
+        for (i, (a, b)) in zip(r.latencyP50, r.latencyP99).enumerated() {
+            out += "| \(i + 1) | \(f(a.direct)) | \(f(a.gateway)) | \(f(a.gateway - a.direct)) | \(f(b.direct)) | \(f(b.gateway)) | \(f(b.gateway - b.direct)) |\n"
+        }
+        out += "\nmedian added latency at 1 connection (\(r.latencyRequestsPerRun) requests per run): p50 \(f(r.addedP50MedianMs)) ms, p99 \(f(r.addedP99MedianMs)) ms\n\n"
+        out += "| run | direct req/s | gateway req/s |\n|---|---|---|\n"
+        for (i, t) in r.throughput.enumerated() { out += "| \(i + 1) | \(f(t.direct, 0)) | \(f(t.gateway, 0)) |\n" }
+        out += "\nmedian throughput at \(r.throughputConcurrency) connections: gateway \(f(r.gatewayThroughputMedian, 0)) req/s, direct \(f(r.directThroughputMedian, 0)) req/s\n\n"
+        if let fr = r.faultReport {
+            out += "fault run: \(fr.requests) requests, \(fr.succeeded) succeeded (\(f(fr.successRate * 100, 3)) %), failed \(fr.failed) \(fr.errors), "
+            out += "\(f(fr.requestsPerSecond, 0)) req/s, E2E p50 \(f((fr.endToEnd?.p50 ?? 0) * 1000)) ms p99 \(f((fr.endToEnd?.p99 ?? 0) * 1000)) ms\n"
+        }
+        out += "faulty upstream: \(r.faultyUpstreamRequests) requests, faults injected \(r.faultsInjected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\n"
+        out += "gateway RSS before \(r.rssBeforeKiB) KiB, after \(r.rssAfterKiB) KiB, peak \(r.peakRSSKiB) KiB\n"
+        return out
+    }
+}

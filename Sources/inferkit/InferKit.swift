@@ -21,6 +21,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run benchmarks (kernels on every available backend, and more).",
         subcommands: [
+            GatewayBenchCommand.self,
         ]
     )
 }
