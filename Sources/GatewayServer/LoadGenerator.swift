@@ -276,7 +276,7 @@ public struct LoadGenerator: Sendable {
             if !stream {
                 let body = try await response.body.collect(upTo: 64 << 20)
                 let end = elapsed()
-                guard let decoded = try? WireJSON.decode(ChatCompletionResponse.self, from: body) else {
+                guard let decoded = try? WireJSON.decode(ResponseProjection.self, from: body), decoded.choices != nil else {
                     return RequestMeasurement(error: "invalid_response", endToEnd: end)
                 }
                 return RequestMeasurement(endToEnd: end, outputTokens: decoded.usage?.completionTokens ?? 0)
@@ -297,13 +297,13 @@ public struct LoadGenerator: Sendable {
                         sawDone = true
                         break reading
                     }
-                    guard let chunk = try? decoder.decode(ChatCompletionChunk.self, from: Data(event.data.utf8)) else {
+                    guard let chunk = try? decoder.decode(ChunkProjection.self, from: Data(event.data.utf8)), let choices = chunk.choices else {
                         // An `{"error": …}` event (the gateway's mid-stream failure) or garbage.
                         errorEvent = true
                         continue
                     }
                     if let usage = chunk.usage { usageTokens = usage.completionTokens }
-                    if chunk.choices.contains(where: { !($0.delta.content ?? "").isEmpty }) {
+                    if choices.contains(where: { !($0.delta?.content ?? "").isEmpty }) {
                         contentChunks += 1
                         if let _ = firstToken { gaps.append(now - last) } else { firstToken = now }
                         last = now
@@ -334,6 +334,30 @@ public struct LoadGenerator: Sendable {
         if error is NIOTooManyBytesError { return "response_too_large" }
         return "connection"
     }
+}
+
+/// The members of a chat completion the load generator reads. Decoding only these keeps the
+/// measuring client cheap (it shares the CPU with what it measures); the wire types themselves
+/// are Routing's.
+struct ResponseProjection: Decodable {
+    struct Choice: Decodable {}
+    var choices: [Choice]?
+    var usage: UsageProjection?
+}
+
+/// The members of a `chat.completion.chunk` the load generator reads.
+struct ChunkProjection: Decodable {
+    struct Choice: Decodable {
+        struct Delta: Decodable { var content: String? }
+        var delta: Delta?
+    }
+    var choices: [Choice]?
+    var usage: UsageProjection?
+}
+
+struct UsageProjection: Decodable {
+    var completionTokens: Int
+    enum CodingKeys: String, CodingKey { case completionTokens = "completion_tokens" }
 }
 
 /// Hands out at most `limit` tickets across tasks.
