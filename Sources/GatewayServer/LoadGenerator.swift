@@ -262,6 +262,46 @@ public struct LoadGenerator: Sendable {
         )
     }
 
+    /// Paired measurement at one connection per target: sends one request to each target in
+    /// turn (A, B, A, B, …) for `rounds` rounds, so bursts of noise from other processes hit
+    /// every target alike — the fair way to compare tail latencies of two paths on a shared
+    /// machine. Each configuration's URL, body and timeout are used; pacing and counts are ignored.
+    /// - Returns: one report per configuration, in order.
+    public static func interleaved(_ configurations: [LoadGenerator], rounds: Int, warmupRounds: Int = 100) async throws -> [LoadTestReport] {
+        guard !configurations.isEmpty, (1...10_000_000).contains(rounds), warmupRounds >= 0 else {
+            throw GatewayError(.invalidArgument, "interleaved runs need at least one target and 1…10,000,000 rounds")
+        }
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.timeout = .init(connect: .seconds(5))
+        var pool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1)
+        pool.retryConnectionEstablishment = false
+        clientConfiguration.connectionPool = pool
+        clientConfiguration.httpVersion = .http1Only
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        do {
+            let requests = try configurations.map { try $0.makeRequest() }
+            var measurements = Array(repeating: [RequestMeasurement](), count: configurations.count)
+            let start = ContinuousClock.now
+            for round in 0..<(warmupRounds + rounds) {
+                for (index, generator) in configurations.enumerated() {
+                    let m = await perform(requests[index], client: client, stream: generator.configuration.stream, timeout: generator.configuration.requestTimeout)
+                    if round >= warmupRounds { measurements[index].append(m) }
+                }
+            }
+            let wall = (ContinuousClock.now - start).secondsDouble
+            try await client.shutdown()
+            return configurations.enumerated().map { index, generator in
+                LoadTestReport(
+                    target: generator.configuration.chatCompletionsURL, streaming: generator.configuration.stream,
+                    mode: "interleaved, 1 connection per target", wallSeconds: wall, measurements: measurements[index]
+                )
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
     /// Sends one request and measures it. Never throws: failures become error categories.
     static func perform(_ request: HTTPClientRequest, client: HTTPClient, stream: Bool, timeout: Duration) async -> RequestMeasurement {
         let start = ContinuousClock.now

@@ -392,20 +392,17 @@ struct GatewayBenchCommand: AsyncParsableCommand {
             )).run()
         }
 
-        // 1. Added latency at one connection, alternating which target goes first.
+        // 1. Added latency at one connection: requests alternate direct / gateway one by one, so
+        //    noise from other processes on this shared machine hits both paths alike.
         var p50: [GatewayBenchResult.Pair] = []
         var p99: [GatewayBenchResult.Pair] = []
         for r in 0..<repeats {
             printError("latency run \(r + 1)/\(repeats)")
-            var direct: LoadTestReport
-            var viaGateway: LoadTestReport
-            if r % 2 == 0 {
-                direct = try await load(mock.url, .concurrency(1), count: latencyRequests, warmup: 200)
-                viaGateway = try await load(gateway.url, .concurrency(1), count: latencyRequests, warmup: 200)
-            } else {
-                viaGateway = try await load(gateway.url, .concurrency(1), count: latencyRequests, warmup: 200)
-                direct = try await load(mock.url, .concurrency(1), count: latencyRequests, warmup: 200)
+            let targets = try [mock.url, gateway.url].map { url in
+                try LoadGenerator(configuration: .init(url: url, requestCount: latencyRequests, requestTimeout: .seconds(30)))
             }
+            let reports = try await LoadGenerator.interleaved(targets, rounds: latencyRequests, warmupRounds: 200)
+            let (direct, viaGateway) = (reports[0], reports[1])
             guard let d = direct.endToEnd, let g = viaGateway.endToEnd, direct.failed == 0, viaGateway.failed == 0 else {
                 throw ValidationError("a latency run had failures: direct \(direct.errors), gateway \(viaGateway.errors)")
             }

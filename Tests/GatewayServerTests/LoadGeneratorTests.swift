@@ -88,6 +88,23 @@ import Testing
         #expect(report.errors.keys.allSatisfy { $0 == "connection" || $0 == "client_error" || $0 == "connection_closed" })
     }
 
+    @Test func interleavedRunsAlternateTargets() async throws {
+        // Target b is 5 ms slower per request; interleaving sends exactly rounds + warm-up to each.
+        let a = try MockUpstream(configuration: .init(completionTokens: 1), logger: Self.quiet)
+        let b = try MockUpstream(configuration: .init(firstTokenLatency: .milliseconds(5), completionTokens: 1), logger: Self.quiet)
+        let pa = try await a.start()
+        let pb = try await b.start()
+        let targets = try [pa, pb].map { try LoadGenerator(configuration: .init(url: "http://127.0.0.1:\($0)", requestCount: 1)) }
+        let reports = try await LoadGenerator.interleaved(targets, rounds: 20, warmupRounds: 3)
+        let (sa, sb) = (a.statistics, b.statistics)
+        await a.stop()
+        await b.stop()
+        #expect(reports.map(\.succeeded) == [20, 20])
+        #expect(sa.requests == 23 && sb.requests == 23)
+        #expect(reports[1].endToEnd!.min >= 0.005)
+        #expect(reports[1].endToEnd!.p50 > reports[0].endToEnd!.p50)
+    }
+
     @Test func unboundedOrAbsurdRunsAreRejected() {
         #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "http://127.0.0.1:1")) }
         #expect(throws: GatewayError.self) { try LoadGenerator(configuration: .init(url: "ftp://x", requestCount: 1)) }
