@@ -101,8 +101,9 @@ import Testing
         await b.stop()
         #expect(reports.map(\.succeeded) == [20, 20])
         #expect(sa.requests == 23 && sb.requests == 23)
+        // b's sleep bounds every one of its latencies from below (a comparison of the two medians
+        // would not be robust while other tests load the machine).
         #expect(reports[1].endToEnd!.min >= 0.005)
-        #expect(reports[1].endToEnd!.p50 > reports[0].endToEnd!.p50)
     }
 
     @Test func unboundedOrAbsurdRunsAreRejected() {
