@@ -297,6 +297,17 @@ final class ChildServer {
         return (field("VmRSS"), field("VmHWM"))
     }
 
+    /// User + system CPU seconds used so far, from /proc/PID/stat (clock ticks of 1/100 s).
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return .nan }
+        // Fields after the command name: state is field 3, utime 14, stime 15 (1-based).
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     func stop() {
         if process.isRunning {
             process.terminate()
@@ -322,6 +333,8 @@ struct GatewayBenchResult: Codable {
     var throughputConcurrency: Int
     var throughputSeconds: Double
     var throughput: [Pair]
+    /// CPU time per request of the serving process (mock for direct runs, gateway for gateway runs), microseconds.
+    var cpuPerRequestMicroseconds: [Pair]
     var gatewayThroughputMedian: Double
     var directThroughputMedian: Double
     var faultRequests: Int
@@ -412,12 +425,21 @@ struct GatewayBenchCommand: AsyncParsableCommand {
 
         // 2. Throughput with many connections.
         var throughput: [GatewayBenchResult.Pair] = []
+        var cpu: [GatewayBenchResult.Pair] = []
         for r in 0..<repeats {
             printError("throughput run \(r + 1)/\(repeats)")
             let c = LoadTestConfiguration.Pacing.concurrency(throughputConcurrency)
-            let direct = try await load(mock.url, c, seconds: throughputSeconds, warmup: 500)
+            let mockCPU0 = mock.cpuSeconds()
+            let direct = try await load(mock.url, c, seconds: throughputSeconds, warmup: 0)
+            let mockCPU1 = mock.cpuSeconds()
+            let gatewayCPU0 = gateway.cpuSeconds()
             let viaGateway = try await load(gateway.url, c, seconds: throughputSeconds, warmup: 500)
+            let gatewayCPU1 = gateway.cpuSeconds()
             throughput.append(.init(direct: direct.requestsPerSecond, gateway: viaGateway.requestsPerSecond))
+            cpu.append(.init(
+                direct: (mockCPU1 - mockCPU0) / Double(max(1, direct.requests)) * 1e6,
+                gateway: (gatewayCPU1 - gatewayCPU0) / Double(max(1, viaGateway.requests + 500)) * 1e6
+            ))
         }
         gateway.stop()
         mock.stop()
@@ -461,6 +483,7 @@ struct GatewayBenchCommand: AsyncParsableCommand {
             addedP50MedianMs: median(p50.map { $0.gateway - $0.direct }),
             addedP99MedianMs: median(p99.map { $0.gateway - $0.direct }),
             throughputConcurrency: throughputConcurrency, throughputSeconds: throughputSeconds, throughput: throughput,
+            cpuPerRequestMicroseconds: cpu,
             gatewayThroughputMedian: median(throughput.map(\.gateway)), directThroughputMedian: median(throughput.map(\.direct)),
             faultRequests: faultRequests, faultReport: faultReport,
             faultyUpstreamRequests: stats.requests, faultsInjected: stats.faults,
@@ -494,9 +517,13 @@ struct GatewayBenchCommand: AsyncParsableCommand {
             out += "| \(i + 1) | \(f(a.direct)) | \(f(a.gateway)) | \(f(a.gateway - a.direct)) | \(f(b.direct)) | \(f(b.gateway)) | \(f(b.gateway - b.direct)) |\n"
         }
         out += "\nmedian added latency at 1 connection (\(r.latencyRequestsPerRun) requests per run): p50 \(f(r.addedP50MedianMs)) ms, p99 \(f(r.addedP99MedianMs)) ms\n\n"
-        out += "| run | direct req/s | gateway req/s |\n|---|---|---|\n"
-        for (i, t) in r.throughput.enumerated() { out += "| \(i + 1) | \(f(t.direct, 0)) | \(f(t.gateway, 0)) |\n" }
-        out += "\nmedian throughput at \(r.throughputConcurrency) connections: gateway \(f(r.gatewayThroughputMedian, 0)) req/s, direct \(f(r.directThroughputMedian, 0)) req/s\n\n"
+        out += "| run | direct req/s | gateway req/s | mock CPU µs/req | gateway CPU µs/req |\n|---|---|---|---|---|\n"
+        for (i, (t, c)) in zip(r.throughput, r.cpuPerRequestMicroseconds).enumerated() {
+            out += "| \(i + 1) | \(f(t.direct, 0)) | \(f(t.gateway, 0)) | \(f(c.direct, 0)) | \(f(c.gateway, 0)) |\n"
+        }
+        out += "\nmedian throughput at \(r.throughputConcurrency) connections: gateway \(f(r.gatewayThroughputMedian, 0)) req/s, direct \(f(r.directThroughputMedian, 0)) req/s\n"
+        let gatewayCPU = r.cpuPerRequestMicroseconds.map(\.gateway).sorted()[r.cpuPerRequestMicroseconds.count / 2]
+        out += "median gateway CPU per request: \(f(gatewayCPU, 0)) µs (all cores together) → at most \(f(2e6 / gatewayCPU, 0)) req/s on 2 idle cores for the gateway alone\n\n"
         if let fr = r.faultReport {
             out += "fault run: \(fr.requests) requests, \(fr.succeeded) succeeded (\(f(fr.successRate * 100, 3)) %), failed \(fr.failed) \(fr.errors), "
             out += "\(f(fr.requestsPerSecond, 0)) req/s, E2E p50 \(f((fr.endToEnd?.p50 ?? 0) * 1000)) ms p99 \(f((fr.endToEnd?.p99 ?? 0) * 1000)) ms\n"
