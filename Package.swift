@@ -139,6 +139,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "routing-benchmark",
+            dependencies: ["Routing"],
+            path: "Benchmarks/Routing",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "RoutingEvaluation",
             dependencies: ["Routing"],
             path: "Examples/RoutingEvaluation",
@@ -169,7 +175,7 @@ let package = Package(
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RoutingTests",
-            dependencies: ["Routing"],
+            dependencies: ["Routing", .product(name: "MetricsTestKit", package: "swift-metrics")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -5,8 +5,9 @@
 //
 // The PTU in East US fails every request with 503 after its 10th; the gateway retries each
 // failed request on another backend at once, the East US circuit breaker opens, the PAYG
-// group takes the overflow (and its occasional 429s are retried), and every request is
-// answered. Usage and breaker transitions are printed at the end.
+// group takes the overflow (one 429 opens its breaker for the 20 ms it asks for, and the
+// smaller fallback model answers meanwhile), and every request is answered. Usage and breaker
+// transitions are printed at the end.
 import Routing
 import Synchronization
 
@@ -16,8 +17,8 @@ let east = InMemoryUpstream(id: "ptu-east", clock: clock) { call, _ in
 }
 let west = InMemoryUpstream(id: "ptu-west", clock: clock, replying: "west answer", latency: .milliseconds(6))
 let payg = InMemoryUpstream(id: "payg-europe", clock: clock) { call, _ in
-    // Throttles now and then, asking for 50 ms.
-    call % 20 == 7 ? .fail(.status(429, retryAfter: .milliseconds(50))) : .reply(text: "payg answer", latency: .milliseconds(8))
+    // Throttles once, asking for 20 ms: its breaker opens for exactly that long.
+    call == 30 ? .fail(.status(429, retryAfter: .milliseconds(20))) : .reply(text: "payg answer", latency: .milliseconds(8))
 }
 let mini = InMemoryUpstream(id: "mini-local", clock: clock, replying: "mini answer", latency: .milliseconds(2))
 

@@ -113,10 +113,20 @@ private func response(_ text: String, finish: String = "stop") -> ChatCompletion
         #expect(mean("reword") > mean("synonym"))
         #expect(mean("synonym") > mean("unrelated"))
         #expect(mean("near") > mean("unrelated"))
-        // At the default threshold 0.9 no unrelated pair is a hit.
-        for pair in pairs where pair.kind == "unrelated" {
-            #expect(cosineSimilarity(embedder.vector(pair.a), embedder.vector(pair.b)) < 0.9)
+        // At the default threshold no unrelated pair is a hit, and no different-meaning pair at all.
+        let threshold = SemanticCacheConfiguration().threshold
+        for pair in pairs where !pair.same {
+            #expect(cosineSimilarity(embedder.vector(pair.a), embedder.vector(pair.b)) < threshold, "\(pair.a) / \(pair.b)")
         }
+        // Down-weighting function words must pay off against weighting every word alike: more
+        // same-meaning pairs at or above 0.85 and no more different-meaning ones.
+        let flat = HashedNGramEmbedder(features: HashedFeatures())
+        func counts(_ e: HashedNGramEmbedder) -> (hits: Int, falseHits: Int) {
+            let scored = pairs.map { ($0.same, cosineSimilarity(e.vector($0.a), e.vector($0.b)) >= 0.85) }
+            return (scored.filter { $0.0 && $0.1 }.count, scored.filter { !$0.0 && $0.1 }.count)
+        }
+        #expect(counts(embedder).hits > counts(flat).hits)
+        #expect(counts(embedder).falseHits <= counts(flat).falseHits)
     }
 }
 
@@ -140,5 +150,27 @@ enum Fixtures {
 
     static func queries() throws -> [LabelledQuery] {
         try LabelledQuery.parseJSONL(text("queries.jsonl"))
+    }
+}
+
+@Suite struct SemanticCacheBoundsTests {
+    @Test func partitionsAreBounded() throws {
+        var cache = try SemanticCache(configuration: .init(threshold: 0.9, capacityPerPartition: 2, maxPartitions: 3))
+        let embedder = HashedNGramEmbedder()
+        let answer = ChatCompletionResponse(id: "x", created: 0, model: "m",
+                                            choices: [.init(index: 0, message: .assistant("a"), finishReason: "stop")], usage: nil)
+        for i in 0..<10 {
+            let request = ChatCompletionRequest(model: "m", messages: [.system("prompt \(i)"), .user("q")], temperature: 0)
+            let (partition, text) = try #require(cache.plan(for: request, apiKeyID: nil))
+            for j in 0..<5 {
+                cache.store(answer, partition: partition, vector: embedder.vector(text + " \(j)"), now: RoutingInstant(.seconds(i)))
+            }
+        }
+        #expect(cache.partitionCount == 3)
+        #expect(cache.count == 6)  // 3 partitions × 2 entries
+        // The three most recent system prompts survived.
+        let latest = ChatCompletionRequest(model: "m", messages: [.system("prompt 9"), .user("q")], temperature: 0)
+        let (p, t) = try #require(cache.plan(for: latest, apiKeyID: nil))
+        #expect(cache.lookup(p, vector: embedder.vector(t + " 4"), now: RoutingInstant(.seconds(10))) != nil)
     }
 }

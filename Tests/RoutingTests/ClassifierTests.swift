@@ -106,3 +106,21 @@ import Testing
         #expect(report.confusion[.complex]?[.simple] == 1)
     }
 }
+
+@Suite struct CorruptModelTests {
+    @Test func corruptWeightFilesAreTypedErrors() throws {
+        let good = try LogisticRegressionClassifier.train(
+            [LabelledQuery(text: "a b", label: "x"), LabelledQuery(text: "c d", label: "y")], features: HashedFeatures(dimensions: 16))
+        let text = String(decoding: try good.jsonData(), as: UTF8.self)
+        for corrupt in [
+            text.replacingOccurrences(of: "\"dimensions\":16", with: "\"dimensions\":0"),
+            text.replacingOccurrences(of: "\"charGrams\":[3,4]", with: "\"charGrams\":[4,3]"),
+            text.replacingOccurrences(of: "\"labels\":[\"x\",\"y\"]", with: "\"labels\":[\"x\"]"),
+            String(text.prefix(text.count / 2)),
+            "[]",
+        ] {
+            #expect(throws: RoutingError.self) { try LogisticRegressionClassifier(json: Data(corrupt.utf8)) }
+        }
+        #expect(try LogisticRegressionClassifier(json: Data(text.utf8)) == good)
+    }
+}

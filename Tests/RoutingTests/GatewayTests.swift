@@ -319,3 +319,122 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         #expect(gateway.health().allSatisfy { $0.outstanding == 0 })  // the lease was released
     }
 }
+
+@Suite struct GatewayLimitTests {
+    @Test func quotaExhaustedIs403AndOversizedRequestIs429WithoutRetryAfter() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])],
+            apiKeys: [APIKey(id: "k", secret: "s", limit: RateLimit(
+                tokensPerMinute: 50, quota: Quota(period: .seconds(3600), maxRequests: 2)))]))
+        let key = try gateway.authenticate(authorization: "Bearer s")
+        let huge = await routingError { _ = try await gateway.complete(ask(String(repeating: "x", count: 400)), key: key) }
+        #expect(huge?.code == .rateLimited && huge?.httpStatus == 429 && huge?.retryAfter == nil)
+        _ = try await gateway.complete(ask("a"), key: key)
+        _ = try await gateway.complete(ask("b"), key: key)
+        let quota = await routingError { _ = try await gateway.complete(ask("c"), key: key) }
+        #expect(quota?.code == .quotaExhausted && quota?.httpStatus == 403)
+        #expect(quota?.body.error.type == "insufficient_quota")
+    }
+
+    @Test func modelLimitAppliesAcrossKeysWithoutAuthentication() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])],
+            modelLimits: ["gpt": RateLimit(requestsPerMinute: 2)]))
+        _ = try await gateway.complete(ask("a"))
+        _ = try await gateway.complete(ask("b"))
+        let limited = await routingError { _ = try await gateway.complete(ask("c")) }
+        #expect(limited?.code == .rateLimited && limited?.retryAfter == .seconds(30))  // 2/min → one per 30 s
+        h.clock.advance(by: .seconds(30))
+        _ = try await gateway.complete(ask("d"))
+    }
+
+    @Test func nonStreamingCallsNeverAskUpstreamToStream() async throws {
+        var h = Harness()
+        h.add("a") { _, request in
+            request.stream == nil && request.streamOptions == nil ? .reply(text: "plain") : .fail(.status(400))
+        }
+        let gateway = try h.gateway(GatewayConfiguration(models: [ModelRoute(name: "gpt", backends: [Backend(id: "a", upstreamModel: "deploy-1")])]))
+        var request = ask("x")
+        request.stream = true
+        request.streamOptions = StreamOptions(includeUsage: true)
+        let result = try await gateway.complete(request)
+        #expect(result.response.text == "plain")
+        #expect(h.upstreams["a"]!.calls.first?.model == "deploy-1")  // the deployment name goes upstream
+    }
+
+    @Test func cachedAnswersReplayToStreamingClients() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "cached words") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])], responseCache: .init()))
+        _ = try await gateway.complete(ask("q"))
+        var request = ask("q")
+        request.stream = true
+        let stream = try await gateway.stream(request)
+        #expect(stream.cache == .exact && stream.backendID == nil)
+        var text = ""
+        for try await chunk in stream.chunks { text += chunk.choices.compactMap(\.delta.content).joined() }
+        #expect(text == "cached words")
+        #expect(h.upstreams["a"]!.callCount == 1)
+    }
+}
+
+@Suite struct ContextLengthFallbackTests {
+    @Test func upstreamContextErrorMovesToALargerWindow() async throws {
+        var h = Harness()
+        h.add("short") { _, _ in
+            .fail(UpstreamError(kind: .status(400), body: OpenAIErrorBody(error: .init(
+                message: "This model's maximum context length is 4096 tokens", type: "invalid_request_error",
+                code: "context_length_exceeded"))))
+        }
+        h.add("short-2") { _, _ in .reply(text: "never: same model as the one that said it is too small") }
+        h.add("long") { _, _ in .reply(text: "long window") }
+        let gateway = try h.gateway(GatewayConfiguration(models: [
+            ModelRoute(name: "small", backends: [Backend(id: "short"), Backend(id: "short-2")], fallbacks: ["big"]),
+            ModelRoute(name: "big", backends: [Backend(id: "long")]),
+        ]))
+        let result = try await gateway.complete(ask("x", model: "small"))
+        #expect(result.model == "big" && result.response.text == "long window")
+        #expect(h.upstreams["short-2"]!.callCount == 0)
+
+        // Without a fallback the upstream's 400 reaches the client.
+        var h2 = Harness()
+        h2.add("short") { _, _ in .fail(UpstreamError(kind: .status(400), message: "maximum context length is 4096 tokens")) }
+        let alone = try h2.gateway(GatewayConfiguration(models: [ModelRoute(name: "small", backends: [Backend(id: "short")])]))
+        let error = await routingError { _ = try await alone.complete(ask("x", model: "small")) }
+        #expect(error?.code == .upstreamRejected && error?.httpStatus == 400)
+    }
+
+    @Test func unusableClientRequestIDsAreReplaced() async throws {
+        var h = Harness()
+        h.add("a") { _, _ in .reply(text: "ok") }
+        let gateway = try h.gateway(GatewayConfiguration(models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])]))
+        #expect(try await gateway.complete(ask("x"), requestID: "abc-123").requestID == "abc-123")
+        let replaced = try await gateway.complete(ask("x"), requestID: "bad id\nwith newline")
+        #expect(replaced.requestID.hasPrefix("req_"))
+        let long = try await gateway.complete(ask("x"), requestID: String(repeating: "a", count: 500))
+        #expect(long.requestID.hasPrefix("req_"))
+    }
+}
+
+@Suite struct BackendTimeoutTests {
+    @Test func perBackendAttemptTimeoutOverridesThePolicy() async throws {
+        var h = Harness()
+        h.add("slow-local") { _, _ in .reply(text: "slow but fine", latency: .seconds(20)) }
+        let policy = RetryPolicy(maxAttempts: 1, timeBudget: .seconds(60), attemptTimeout: .seconds(10))
+        let strict = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "m", backends: [Backend(id: "slow-local")])], retry: policy))
+        let error = await routingError { _ = try await strict.complete(ask("x", model: "m")) }
+        #expect(error?.code == .upstreamTimeout)
+
+        var h2 = Harness()
+        h2.add("slow-local") { _, _ in .reply(text: "slow but fine", latency: .seconds(20)) }
+        let patient = try h2.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "m", backends: [Backend(id: "slow-local", attemptTimeout: .seconds(30))])], retry: policy))
+        #expect(try await patient.complete(ask("x", model: "m")).response.text == "slow but fine")
+    }
+}

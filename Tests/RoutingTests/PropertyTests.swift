@@ -234,3 +234,57 @@ import Testing
         #expect(actualTrips.count > 3, "the run should exercise the breakers")
     }
 }
+
+/// Streams under random faults: every stream ends exactly once (completed or with a typed error
+/// carrying its request id), and no lease leaks.
+@Suite struct StreamingPropertyTests {
+    @Test func everyStreamEndsOnceAndReleasesItsBackend() async throws {
+        let clock = ManualClock()
+        var upstreams: [String: any Upstream] = [:]
+        for id in ["s1", "s2", "s3"] {
+            let salt = StableHash.of(id)
+            upstreams[id] = InMemoryUpstream(id: id, clock: clock) { call, _ in
+                var random = SplitMixGenerator(seed: 77 ^ salt ^ UInt64(call))
+                switch random.next() % 10 {
+                case 0, 1: return .fail(.status(503), latency: .milliseconds(5))
+                case 2: return .dropAfter(chunks: Int(random.next() % 3), text: "one two three four", latency: .milliseconds(5))
+                case 3: return .hang
+                default: return .reply(text: "one two three four", latency: .milliseconds(Int64(random.next() % 50)))
+                }
+            }
+        }
+        let gateway = try Gateway(
+            configuration: GatewayConfiguration(
+                models: [ModelRoute(name: "m", backends: [Backend(id: "s1"), Backend(id: "s2"), Backend(id: "s3")])],
+                retry: RetryPolicy(maxAttempts: 3, timeBudget: .seconds(5), attemptTimeout: .seconds(1)),
+                breaker: CircuitBreakerConfiguration(failureThreshold: nil, failureRateThreshold: nil)),
+            upstreams: upstreams, clock: clock)
+        var completed = 0, broken = 0, refused = 0
+        for i in 0..<300 {
+            let id = "s\(i)"
+            var request = ask("q\(i)", model: "m")
+            request.stream = true
+            do {
+                let stream = try await gateway.stream(request, requestID: id)
+                var text = ""
+                do {
+                    for try await chunk in stream.chunks { text += chunk.choices.compactMap(\.delta.content).joined() }
+                    #expect(text == "one two three four")
+                    completed += 1
+                } catch let error as RoutingError {
+                    #expect(error.requestID == id && error.code == .upstreamFailed)
+                    #expect("one two three four".hasPrefix(text))
+                    broken += 1
+                }
+            } catch let error as RoutingError {
+                #expect(error.requestID == id)
+                refused += 1
+            } catch {
+                Issue.record("untyped error \(error)")
+            }
+        }
+        #expect(completed + broken + refused == 300)
+        #expect(completed > 200 && broken > 0)
+        #expect(gateway.health().allSatisfy { $0.outstanding == 0 })
+    }
+}

@@ -72,3 +72,39 @@ import Testing
         #expect(UpstreamError.parseRetryAfter(retryAfterMs: nil, retryAfter: "Sun, 06 Nov 1994 25:49:37 GMT", nowUnixSeconds: 0) == nil)
     }
 }
+
+@Suite struct RequestDecodingErrorTests {
+    func message(_ json: String) -> (String, String?) {
+        do {
+            _ = try ChatCompletionRequest(jsonBody: Array(json.utf8))
+            return ("decoded", nil)
+        } catch {
+            #expect(error.httpStatus == 400 && error.code == .invalidRequest)
+            return (error.message, error.param)
+        }
+    }
+
+    @Test func messagesNameTheMemberAtFault() {
+        #expect(message("{not json").0 == "the request body is not valid JSON")
+        #expect(message("[1,2]").0 == "the request body must be a JSON object")
+        #expect(message(#"{"messages":[]}"#) == ("'model' is required", "model"))
+        #expect(message(#"{"model":"m"}"#) == ("'messages' is required", "messages"))
+        #expect(message(#"{"model":"m","messages":[{"content":"x"}]}"#) == ("'messages[0].role' is required", "messages[0].role"))
+        #expect(message(#"{"model":"m","messages":[],"temperature":"hot"}"#) == ("'temperature' must be a number", "temperature"))
+        #expect(message(#"{"model":"m","messages":[],"stream":1}"#).0 == "'stream' must be true or false")
+        #expect(message(#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).0 == "decoded")
+    }
+}
+
+@Suite struct UpstreamErrorFromHTTPTests {
+    @Test func readsStatusWaitAndBody() {
+        let azure = UpstreamError(httpStatus: 429, retryAfterMs: "1250", retryAfter: "2",
+                                  body: Array(#"{"error":{"code":"429","message":"Requests exceeded the rate limit"}}"#.utf8),
+                                  nowUnixSeconds: 0)
+        #expect(azure.httpStatus == 429 && azure.retryAfter == .milliseconds(1250))
+        #expect(azure.message == "Requests exceeded the rate limit")
+        let html = UpstreamError(httpStatus: 502, retryAfterMs: nil, retryAfter: nil,
+                                 body: Array("<html>bad gateway for prompt …</html>".utf8), nowUnixSeconds: 0)
+        #expect(html.message == "HTTP 502" && html.body == nil && html.retryAfter == nil)
+    }
+}

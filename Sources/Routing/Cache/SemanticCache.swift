@@ -9,15 +9,20 @@ public struct SemanticCacheConfiguration: Sendable, Hashable {
     public var maxTemperature: Double
     /// Partition by API key as well as by model and system prompt.
     public var partitionByKey: Bool
+    /// Partitions kept at most (the least recently used partition is dropped whole): every distinct
+    /// system prompt makes a partition, so this bounds memory when prompts vary.
+    public var maxPartitions: Int
 
-    /// Defaults: threshold 0.9, 10 minutes, 500 entries per partition, temperature ≤ 0.5, per key.
+    /// Defaults: threshold 0.9, 10 minutes, 500 entries per partition, 1,000 partitions,
+    /// temperature ≤ 0.5, per key.
     public init(threshold: Double = 0.9, ttl: Duration = .seconds(600), capacityPerPartition: Int = 500,
-                maxTemperature: Double = 0.5, partitionByKey: Bool = true) {
+                maxTemperature: Double = 0.5, partitionByKey: Bool = true, maxPartitions: Int = 1000) {
         self.threshold = threshold
         self.ttl = ttl
         self.capacityPerPartition = capacityPerPartition
         self.maxTemperature = maxTemperature
         self.partitionByKey = partitionByKey
+        self.maxPartitions = maxPartitions
     }
 }
 
@@ -42,13 +47,14 @@ public struct SemanticCache: Sendable {
 
     public let configuration: SemanticCacheConfiguration
     private var partitions: [SemanticPartition: [Entry]] = [:]
+    private var partitionUse: [SemanticPartition: RoutingInstant] = [:]
 
     public init(configuration: SemanticCacheConfiguration = .init()) throws(RoutingError) {
         guard configuration.threshold.isFinite, configuration.threshold > 0, configuration.threshold <= 1 else {
             throw RoutingError(.invalidConfiguration, "semantic cache threshold must be in (0, 1] (got \(configuration.threshold))")
         }
-        guard configuration.capacityPerPartition >= 1, configuration.ttl > .zero else {
-            throw RoutingError(.invalidConfiguration, "semantic cache capacity and ttl must be positive")
+        guard configuration.capacityPerPartition >= 1, configuration.maxPartitions >= 1, configuration.ttl > .zero else {
+            throw RoutingError(.invalidConfiguration, "semantic cache capacities and ttl must be positive")
         }
         self.configuration = configuration
     }
@@ -73,12 +79,18 @@ public struct SemanticCache: Sendable {
     {
         guard var entries = partitions[partition] else { return nil }
         entries.removeAll { $0.expires <= now }
+        let query = normalized(vector)
         var best: (Int, Double)?
         for (i, entry) in entries.enumerated() {
-            let similarity = cosineSimilarity(entry.vector, vector)
+            // Both unit length: the dot product is the cosine.
+            let similarity = unitDot(entry.vector, query)
             if similarity >= configuration.threshold, similarity > (best?.1 ?? -1) { best = (i, similarity) }
         }
-        defer { partitions[partition] = entries.isEmpty ? nil : entries }
+        partitionUse[partition] = now
+        defer {
+            partitions[partition] = entries.isEmpty ? nil : entries
+            if entries.isEmpty { partitionUse[partition] = nil }
+        }
         guard let (index, similarity) = best else { return nil }
         entries[index].lastUsed = now
         return (entries[index].response, similarity)
@@ -87,16 +99,24 @@ public struct SemanticCache: Sendable {
     public mutating func store(_ response: ChatCompletionResponse, partition: SemanticPartition, vector: [Float],
                                now: RoutingInstant) {
         guard response.isCacheable, vector.contains(where: { $0 != 0 }) else { return }
+        if partitions[partition] == nil, partitions.count >= configuration.maxPartitions,
+           let stalest = partitionUse.min(by: { $0.value < $1.value })?.key
+        {
+            partitions[stalest] = nil
+            partitionUse[stalest] = nil
+        }
         var entries = partitions[partition] ?? []
         entries.removeAll { $0.expires <= now }
+        partitionUse[partition] = now
         if entries.count >= configuration.capacityPerPartition,
            let oldest = entries.indices.min(by: { entries[$0].lastUsed < entries[$1].lastUsed })
         {
             entries.remove(at: oldest)
         }
-        entries.append(Entry(vector: vector, response: response, expires: now + configuration.ttl, lastUsed: now))
+        entries.append(Entry(vector: normalized(vector), response: response, expires: now + configuration.ttl, lastUsed: now))
         partitions[partition] = entries
     }
 
     public var count: Int { partitions.values.reduce(0) { $0 + $1.count } }
+    public var partitionCount: Int { partitions.count }
 }

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// How a request was answered from a cache, if it was.
@@ -70,6 +71,8 @@ public final class Gateway: Sendable {
     let observer: (@Sendable (GatewayEvent) -> Void)?
     let routes: [String: ModelRoute]
     let keysBySecret: [String: APIKey]
+    /// Each model followed by its fallbacks, theirs, and so on (breadth first, each once).
+    let fallbackOrder: [String: [String]]
     let state: Mutex<State>
 
     struct State: Sendable {
@@ -84,18 +87,23 @@ public final class Gateway: Sendable {
     }
 
     /// - Parameters:
+    ///   - configuration: models, keys, limits, policies and caches.
     ///   - upstreams: the endpoint of every backend, by backend id.
     ///   - clock: time source (``SystemRoutingClock`` in production, ``ManualClock`` in tests).
     ///   - embedder: needed when the semantic cache is configured.
     ///   - classifier: needed when model routing is configured.
+    ///   - logger: where the gateway logs (never prompt text unless ``GatewayConfiguration/logPrompts``).
     ///   - seed: seeds backoff jitter and request ids.
     ///   - observer: called synchronously for every ``GatewayEvent``; keep it cheap.
+    ///   - metricsFactory: where metrics go; nil uses the process-wide `MetricsSystem` (which the
+    ///     executable bootstraps). Pass one to keep a gateway's metrics in its own registry.
     /// - Throws: `invalidConfiguration` naming what is wrong.
     public init(
         configuration: GatewayConfiguration, upstreams: [String: any Upstream],
         clock: any RoutingClock = SystemRoutingClock(), embedder: (any Embedder)? = nil,
         classifier: (any QueryClassifier)? = nil, logger: Logger = Logger(label: "inferencekit.gateway"),
-        seed: UInt64 = 0x5EED, observer: (@Sendable (GatewayEvent) -> Void)? = nil
+        seed: UInt64 = 0x5EED, observer: (@Sendable (GatewayEvent) -> Void)? = nil,
+        metricsFactory: (any MetricsFactory)? = nil
     ) throws(RoutingError) {
         try configuration.retry.validate()
         try configuration.breaker.validate()
@@ -169,9 +177,23 @@ public final class Gateway: Sendable {
         self.observer = observer
         self.routes = routes
         self.keysBySecret = keysBySecret
+        var order: [String: [String]] = [:]
+        for route in configuration.models {
+            var chain: [String] = []
+            var queue = [route.name]
+            var seen: Set<String> = []
+            while !queue.isEmpty {
+                let name = queue.removeFirst()
+                guard seen.insert(name).inserted, let candidate = routes[name] else { continue }
+                chain.append(name)
+                queue.append(contentsOf: candidate.fallbacks)
+            }
+            order[route.name] = chain
+        }
+        self.fallbackOrder = order
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
                                  random: SplitMixGenerator(seed: seed),
-                                 metrics: GatewayMetrics(prefix: configuration.metricsPrefix)))
+                                 metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
     }
 
     // MARK: - Authentication and discovery
@@ -195,10 +217,8 @@ public final class Gateway: Sendable {
         guard !token.isEmpty else {
             throw RoutingError(.missingAPIKey, "no API key given: send 'Authorization: Bearer <API key>'")
         }
-        // Compare against every key in constant time per key so timing does not reveal prefixes.
-        var found: APIKey?
-        for (secret, key) in keysBySecret where Self.constantTimeEquals(secret, token) { found = key }
-        guard let found else {
+        // A seeded-hash lookup, then a constant-time comparison, so timing reveals nothing about prefixes.
+        guard let found = keysBySecret[token], Self.constantTimeEquals(found.secret, token) else {
             throw RoutingError(.invalidAPIKey, "the API key is not valid: check it, or ask for a new one")
         }
         return found
@@ -285,7 +305,11 @@ public final class Gateway: Sendable {
 
     func admit(_ request: ChatCompletionRequest, key: APIKey?, requestID: String?) throws(RoutingError) -> Admitted {
         let start = clock.now
-        let id = requestID ?? state.withLock { nextRequestID(&$0) }
+        // A client-supplied id is used only when it is short printable ASCII (it goes into logs and headers).
+        let usable = requestID.flatMap { id in
+            (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { (0x21...0x7E).contains($0) } ? id : nil
+        }
+        let id = usable ?? state.withLock { nextRequestID(&$0) }
         do throws(RoutingError) {
             try validate(request)
             if configuration.apiKeys != nil, key == nil {
@@ -307,14 +331,8 @@ public final class Gateway: Sendable {
             // The chain: the primary, then its fallbacks (and theirs), each once, skipping windows too small.
             let prompt = configuration.estimator.promptTokens(of: request)
             let needed = prompt + (request.requestedCompletionTokens ?? 0)
-            var chain: [String] = []
-            var queue = [route.name]
-            var seen: Set<String> = []
-            while !queue.isEmpty {
-                let name = queue.removeFirst()
-                guard seen.insert(name).inserted, let candidate = routes[name] else { continue }
-                if candidate.contextWindow.map({ needed <= $0 }) ?? true { chain.append(name) }
-                queue.append(contentsOf: candidate.fallbacks)
+            let chain = (fallbackOrder[route.name] ?? [route.name]).filter { name in
+                routes[name]?.contextWindow.map { needed <= $0 } ?? true
             }
             guard !chain.isEmpty else {
                 throw RoutingError(
@@ -324,7 +342,7 @@ public final class Gateway: Sendable {
             }
             let keyID = key?.id ?? "anonymous"
             let decision = state.withLock {
-                $0.limiter.admit(apiKey: key?.id ?? (configuration.apiKeys == nil ? nil : keyID), model: chain[0],
+                $0.limiter.admit(apiKey: key?.id, model: chain[0],
                                  estimatedTokens: prompt, now: start)
             }
             switch decision {
@@ -352,7 +370,7 @@ public final class Gateway: Sendable {
             $0.metrics.increment("requests_total", [("api_key", keyID), ("model", routes[model] != nil ? model : "unknown"),
                                                     ("backend", "none"), ("outcome", error.code.rawValue)])
         }
-        logger.info("request rejected", metadata: ["request_id": "\(error.requestID ?? "")", "code": "\(error.code.rawValue)",
+        logger.log(level: error.httpStatus >= 500 ? .warning : .debug, "request rejected", metadata: ["request_id": "\(error.requestID ?? "")", "code": "\(error.code.rawValue)",
                                                    "status": "\(error.httpStatus)"])
         observer?(.answered(requestID: error.requestID ?? "", error: error, at: now))
     }
@@ -361,6 +379,7 @@ public final class Gateway: Sendable {
 
     /// Answers a chat completion: from a cache, or from the first backend that succeeds.
     /// - Parameters:
+    ///   - request: the client's request (its `model` is a public model name or the routing model).
     ///   - key: the authenticated key (from ``authenticate(authorization:apiKeyHeader:)``).
     ///   - requestID: the id to use (e.g. from an `x-request-id` header); generated when nil.
     /// - Throws: ``RoutingError`` with the request id set.
@@ -390,7 +409,10 @@ public final class Gateway: Sendable {
                                  backendID: nil, attempts: 0, cache: lookup.outcome, classification: admitted.classification)
         }
         do {
-            let (response, model, backendID, attempts, _) = try await run(request, admitted: admitted) {
+            var plain = request
+            plain.stream = nil
+            plain.streamOptions = nil
+            let (response, model, backendID, attempts, _) = try await run(plain, admitted: admitted) {
                 upstream, upstreamRequest, context throws -> ChatCompletionResponse in
                 try await upstream.send(upstreamRequest, context: context)
             }
@@ -437,7 +459,7 @@ public final class Gateway: Sendable {
             $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
                                                     ("backend", "none"), ("outcome", error.code.rawValue)])
         }
-        logger.warning("request failed", metadata: [
+        logger.log(level: error.code == .cancelled || error.httpStatus < 500 ? .debug : .warning, "request failed", metadata: [
             "request_id": "\(admitted.requestID)", "code": "\(error.code.rawValue)", "status": "\(error.httpStatus)",
             "upstream": "\(error.upstream?.kind.description ?? "-")",
         ])
@@ -518,7 +540,7 @@ public final class Gateway: Sendable {
         var tried: [String: Set<Int>] = [:]
         var lastError: UpstreamError?
         var waitedForBreakers = 0
-        let chain = admitted.chain
+        var chain = admitted.chain
         while true {
             if Task.isCancelled {
                 throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID)
@@ -529,7 +551,8 @@ public final class Gateway: Sendable {
                 for model in chain {
                     guard var pool = state.pools[model] else { continue }
                     guard let (lease, transition) = pool.lease(now: now, excluding: tried[model] ?? []) else { continue }
-                    guard let timeout = retry.beginAttempt(now: now) else {
+                    let backendTimeout = routes[model]?.backends[lease.index].attemptTimeout
+                    guard let timeout = retry.beginAttempt(now: now, timeout: backendTimeout) else {
                         pool.complete(lease, outcome: .ignored, latency: nil, now: now)
                         state.pools[model] = pool
                         return .some(nil)
@@ -559,7 +582,7 @@ public final class Gateway: Sendable {
                         continue
                     }
                     throw RoutingError(.noHealthyBackend,
-                                       "no backend of model '\(chain[0])' or its fallbacks is available (circuit breakers open or all saturated): retry later",
+                                       "no backend of model '\(admitted.chain[0])' or its fallbacks is available (circuit breakers open or all saturated): retry later",
                                        httpStatus: 503, retryAfter: availableIn, requestID: admitted.requestID)
                 }
                 let decision = state.withLock { state in
@@ -623,6 +646,11 @@ public final class Gateway: Sendable {
                 observer?(.attemptFinished(requestID: admitted.requestID, backendID: lease.backendID, error: error, at: finished))
                 logger.debug("attempt failed", metadata: ["request_id": "\(admitted.requestID)", "backend": "\(lease.backendID)",
                                                          "attempt": "\(retry.attempts)", "error": "\(error.kind)"])
+                // The model's real window was smaller than the estimate: drop it from the chain, so a
+                // fallback with a larger window can answer.
+                let contextTooSmall = Self.isContextLengthError(error)
+                if contextTooSmall { chain.removeAll { $0 == model } }
+                let remainingChain = chain
                 let decision: RetryState.Decision = state.withLock { state in
                     if let transition = state.pools[model]?.complete(lease, outcome: outcome, latency: latency, now: finished) {
                         noteTransition(&state, backendID: lease.backendID, transition)
@@ -630,8 +658,14 @@ public final class Gateway: Sendable {
                     state.metrics.record("upstream_duration_seconds", latency, [("backend", lease.backendID), ("outcome", "error")])
                     state.metrics.increment("upstream_errors_total", [("backend", lease.backendID), ("kind", Self.kindLabel(error))])
                     if error.kind == .cancelled || Task.isCancelled { return .giveUp(.notRetryable) }
-                    let alternative = chain.contains { state.pools[$0]?.hasAvailable(now: finished, excluding: tried[$0] ?? []) ?? false }
-                    let availableIn = chain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
+                    let alternative = remainingChain.contains {
+                        state.pools[$0]?.hasAvailable(now: finished, excluding: tried[$0] ?? []) ?? false
+                    }
+                    if contextTooSmall {
+                        let canTry = alternative && retry.attempts < retry.policy.maxAttempts && finished < retry.deadline
+                        return canTry ? .retryNow : .giveUp(.notRetryable)
+                    }
+                    let availableIn = remainingChain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
                     return retry.decide(after: error, now: finished, alternativeAvailable: alternative,
                                         availableIn: availableIn, random: &state.random)
                 }
@@ -677,6 +711,14 @@ public final class Gateway: Sendable {
                 state.metrics.increment("upstream_errors_total", [("backend", held.lease.backendID), ("kind", Self.kindLabel(error))])
             }
         }
+    }
+
+    /// Whether an upstream said the request does not fit its context window (OpenAI's
+    /// `context_length_exceeded` code, or vLLM's "maximum context length" message).
+    static func isContextLengthError(_ error: UpstreamError) -> Bool {
+        guard let status = error.httpStatus, status == 400 || status == 413 else { return false }
+        if error.body?.error.code == "context_length_exceeded" { return true }
+        return error.message.lowercased().contains("maximum context length")
     }
 
     static func kindLabel(_ error: UpstreamError) -> String {

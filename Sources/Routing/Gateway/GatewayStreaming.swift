@@ -19,6 +19,10 @@ extension Gateway {
     /// (`upstreamFailed`). The upstream is always asked for a final usage chunk (for rate limits and
     /// accounting); it is passed on only when the client set `stream_options.include_usage`.
     /// Cache hits are replayed as one content chunk.
+    /// - Parameters:
+    ///   - request: the client's request.
+    ///   - key: the authenticated key.
+    ///   - requestID: the id to use; generated when nil or unusable.
     /// - Throws: ``RoutingError`` (with the request id) when no first chunk could be obtained.
     public func stream(_ request: ChatCompletionRequest, key: APIKey? = nil, requestID: String? = nil)
         async throws(RoutingError) -> GatewayStream
@@ -33,6 +37,8 @@ extension Gateway {
                 $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
                                  promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
                 $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", lookup.kindLabel)])
+                $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
+                                                        ("backend", "cache"), ("outcome", "ok")])
             }
             observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
             let id = "chatcmpl-" + admitted.requestID

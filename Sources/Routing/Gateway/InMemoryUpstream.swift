@@ -31,7 +31,10 @@ public final class InMemoryUpstream: Upstream {
     private let log = Mutex<[Call]>([])
     private let estimator = TokenEstimator()
 
-    /// - Parameter script: decides each call's action from its 0-based index and the request.
+    /// - Parameters:
+    ///   - id: a name for messages and response ids.
+    ///   - clock: the clock latencies are spent on.
+    ///   - script: decides each call's action from its 0-based index and the request.
     public init(id: String, clock: any RoutingClock,
                 script: @escaping @Sendable (_ call: Int, _ request: ChatCompletionRequest) -> Action) {
         self.id = id

@@ -61,50 +61,75 @@ public struct UsageLedger: Sendable, Hashable {
 /// The gateway's metrics, through the swift-metrics API (the process chooses the backend).
 ///
 /// Labels are low-cardinality: configured API-key ids, model names, backend ids, and small enums.
-/// Metric handles are created once per label set and reused.
+/// Metric handles are created once per label set and reused; a metric name always comes with the
+/// same label names, so a handle is found by its name and label values alone (no string building
+/// per request).
 struct GatewayMetrics: Sendable {
     let prefix: String
-    private var counters: [String: Counter] = [:]
-    private var floatCounters: [String: FloatingPointCounter] = [:]
-    private var timers: [String: Timer] = [:]
-    private var gauges: [String: Gauge] = [:]
+    /// Where metrics go; nil uses the process-wide `MetricsSystem` factory.
+    let factory: (any MetricsFactory)?
 
-    init(prefix: String) { self.prefix = prefix }
+    struct HandleKey: Hashable, Sendable {
+        var name: String
+        var v0 = "", v1 = "", v2 = "", v3 = ""
+        init(_ name: String, _ dimensions: [(String, String)]) {
+            self.name = name
+            if dimensions.count > 0 { v0 = dimensions[0].1 }
+            if dimensions.count > 1 { v1 = dimensions[1].1 }
+            if dimensions.count > 2 { v2 = dimensions[2].1 }
+            if dimensions.count > 3 { v3 = dimensions[3].1 }
+        }
+    }
 
-    private static func id(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+    private var counters: [HandleKey: Counter] = [:]
+    private var floatCounters: [HandleKey: FloatingPointCounter] = [:]
+    private var timers: [HandleKey: Timer] = [:]
+    private var gauges: [HandleKey: Gauge] = [:]
+
+    init(prefix: String, factory: (any MetricsFactory)?) {
+        self.prefix = prefix
+        self.factory = factory
     }
 
     mutating func increment(_ name: String, by amount: Int = 1, _ dimensions: [(String, String)]) {
         guard amount > 0 else { return }
+        let key = HandleKey(name, dimensions)
+        if let counter = counters[key] { return counter.increment(by: amount) }
         let label = prefix + "_" + name
-        let key = Self.id(label, dimensions)
-        let counter = counters[key] ?? Counter(label: label, dimensions: dimensions)
+        let counter = factory.map { Counter(label: label, dimensions: dimensions, factory: $0) }
+            ?? Counter(label: label, dimensions: dimensions)
         counters[key] = counter
         counter.increment(by: amount)
     }
 
     mutating func add(_ name: String, _ amount: Double, _ dimensions: [(String, String)]) {
         guard amount > 0, amount.isFinite else { return }
+        let key = HandleKey(name, dimensions)
+        if let counter = floatCounters[key] { return counter.increment(by: amount) }
         let label = prefix + "_" + name
-        let key = Self.id(label, dimensions)
-        let counter = floatCounters[key] ?? FloatingPointCounter(label: label, dimensions: dimensions)
+        let counter = factory.map { FloatingPointCounter(label: label, dimensions: dimensions, factory: $0) }
+            ?? FloatingPointCounter(label: label, dimensions: dimensions)
         floatCounters[key] = counter
         counter.increment(by: amount)
     }
 
     mutating func record(_ name: String, _ duration: Duration, _ dimensions: [(String, String)]) {
+        let nanoseconds = max(0, Int64(duration.secondsDouble * 1e9))
+        let key = HandleKey(name, dimensions)
+        if let timer = timers[key] { return timer.recordNanoseconds(nanoseconds) }
         let label = prefix + "_" + name
-        let key = Self.id(label, dimensions)
-        let timer = timers[key] ?? Timer(label: label, dimensions: dimensions, preferredDisplayUnit: .seconds)
+        let timer = factory.map { Timer(label: label, dimensions: dimensions, factory: $0) }
+            ?? Timer(label: label, dimensions: dimensions)
         timers[key] = timer
-        timer.recordNanoseconds(max(0, Int64(duration.secondsDouble * 1e9)))
+        timer.recordNanoseconds(nanoseconds)
     }
 
     mutating func gauge(_ name: String, _ value: Double, _ dimensions: [(String, String)]) {
+        let key = HandleKey(name, dimensions)
+        if let gauge = gauges[key] { return gauge.record(value) }
         let label = prefix + "_" + name
-        let key = Self.id(label, dimensions)
-        let gauge = gauges[key] ?? Gauge(label: label, dimensions: dimensions)
+        let gauge = factory.map { Gauge(label: label, dimensions: dimensions, factory: $0) }
+            ?? Gauge(label: label, dimensions: dimensions)
         gauges[key] = gauge
         gauge.record(value)
     }

@@ -87,8 +87,10 @@ public struct RateLimiter: Sendable {
     private let modelLimits: [String: RateLimit]
 
     /// - Parameters:
-    ///   - keyLimits: limits by API-key id; keys not listed get `defaultKeyLimit` (nil: unlimited).
+    ///   - keyLimits: limits by API-key id.
+    ///   - defaultKeyLimit: limits for keys not listed in `keyLimits` (nil: unlimited).
     ///   - modelLimits: limits by public model name, shared by all keys.
+    ///   - admission: how tokens/min limits treat estimated prompt sizes.
     /// - Throws: ``RoutingError`` (`invalidConfiguration`) for zero, negative or absurd limits.
     public init(
         keyLimits: [String: RateLimit] = [:], defaultKeyLimit: RateLimit? = nil,

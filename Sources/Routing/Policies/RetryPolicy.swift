@@ -133,17 +133,23 @@ public struct RetryState: Sendable, Hashable {
 
     /// Counts an attempt about to start; returns its timeout (never past the deadline), or nil when
     /// no attempt may start (attempts or time used up).
-    public mutating func beginAttempt(now: RoutingInstant) -> Duration?? {
+    /// - Parameters:
+    ///   - now: the current time.
+    ///   - timeout: the backend's own attempt timeout, overriding the policy's.
+    public mutating func beginAttempt(now: RoutingInstant, timeout: Duration? = nil) -> Duration?? {
         guard attempts < policy.maxAttempts, now < deadline else { return nil }
         attempts += 1
         let remaining = deadline - now
-        return .some(min(policy.attemptTimeout ?? remaining, remaining))
+        return .some(min(timeout ?? policy.attemptTimeout ?? remaining, remaining))
     }
 
     /// Decides what follows a failed attempt.
     /// - Parameters:
+    ///   - error: the failure of the attempt that just ended.
+    ///   - now: the current time.
     ///   - alternativeAvailable: another backend (or fallback model) can take the request now.
     ///   - availableIn: when no backend is available, how long until one may be (breakers).
+    ///   - random: the source of backoff jitter.
     public mutating func decide(
         after error: UpstreamError, now: RoutingInstant, alternativeAvailable: Bool, availableIn: Duration?,
         random: inout some RandomNumberGenerator

@@ -28,10 +28,14 @@ public struct Backend: Sendable, Hashable {
     /// Marginal price of tokens here (nil: prepaid, e.g. PTU or self-hosted — counted as 0).
     public var pricing: TokenPricing?
     public var region: String?
+    /// This backend's attempt timeout, when it differs from ``RetryPolicy/attemptTimeout``
+    /// (a self-hosted model on smaller GPUs may need longer than a PTU). Never past the time budget.
+    public var attemptTimeout: Duration?
 
     public init(
         id: String, upstreamModel: String? = nil, priority: Int = 0, weight: Int = 1,
-        maxConcurrentRequests: Int? = nil, pricing: TokenPricing? = nil, region: String? = nil
+        maxConcurrentRequests: Int? = nil, pricing: TokenPricing? = nil, region: String? = nil,
+        attemptTimeout: Duration? = nil
     ) {
         self.id = id
         self.upstreamModel = upstreamModel
@@ -40,6 +44,7 @@ public struct Backend: Sendable, Hashable {
         self.maxConcurrentRequests = maxConcurrentRequests
         self.pricing = pricing
         self.region = region
+        self.attemptTimeout = attemptTimeout
     }
 }
 
@@ -97,6 +102,9 @@ public struct BackendPool: Sendable {
             }
             guard backend.weight >= 1 else {
                 throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' weight must be ≥ 1")
+            }
+            if let timeout = backend.attemptTimeout, timeout <= .zero {
+                throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' attemptTimeout must be positive")
             }
             if let limit = backend.maxConcurrentRequests, limit < 1 {
                 throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' maxConcurrentRequests must be ≥ 1")

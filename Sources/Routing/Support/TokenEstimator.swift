@@ -58,6 +58,8 @@ extension JSONValue {
 
     /// A JSON string literal (quotes, backslashes and control characters escaped).
     static func quoted(_ text: String) -> String {
+        // Fast path: nothing to escape.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + text + "\"" }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

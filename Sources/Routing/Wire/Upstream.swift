@@ -105,7 +105,10 @@ public struct UpstreamError: Error, Sendable, Hashable, CustomStringConvertible 
     /// `retry-after-ms` (Azure OpenAI, milliseconds, may be fractional) wins over `Retry-After`
     /// (delta-seconds or an HTTP-date, RFC 9110 §10.2.3). Negative, non-numeric or absurd values
     /// (more than a day) are ignored; a date in the past means zero.
-    /// - Parameter nowUnixSeconds: the current wall-clock time, used for the HTTP-date form.
+    /// - Parameters:
+    ///   - retryAfterMs: the `retry-after-ms` header value, if any.
+    ///   - retryAfter: the `Retry-After` header value, if any.
+    ///   - nowUnixSeconds: the current wall-clock time, used for the HTTP-date form.
     public static func parseRetryAfter(retryAfterMs: String?, retryAfter: String?, nowUnixSeconds: Double)
         -> Duration?
     {
