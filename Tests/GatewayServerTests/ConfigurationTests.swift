@@ -1,6 +1,11 @@
 import Routing
 import Testing
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation
+
 @testable import GatewayServer
 
 @Suite struct ConfigurationTests {
@@ -9,14 +14,14 @@ import Testing
         upstreams:
           - { id: ptu-east, type: azure, endpoint: "https://east.example.com/", deployment: gpt-4o, api_version: "2024-10-21", api_key_env: EAST }
           - { id: payg-west, type: azure, endpoint: "https://west.example.com", deployment: gpt-4o, api_key_env: WEST }
-          - { id: vllm, type: openai, base_url: "http://10.0.0.5:8000/v1" }
+          - { id: vllm, type: openai, base_url: "http://10.0.0.5:8000/v1", timeout_seconds: 90 }
         models:
           - name: gpt-4o
             strategy: weighted
             context_window: 128000
             fallbacks: [small]
             backends:
-              - { upstream: ptu-east, priority: 0, weight: 3, max_concurrent_requests: 50 }
+              - { upstream: ptu-east, priority: 0, weight: 3, max_concurrent_requests: 50, timeout_seconds: 20 }
               - { upstream: payg-west, priority: 1, pricing: { input_per_million: 2.5, output_per_million: 10 } }
           - name: small
             backends: [ { upstream: vllm, model: llama-3.1-8b } ]
@@ -40,6 +45,10 @@ import Testing
         #expect(gpt.backends[0].priority == 0 && gpt.backends[0].weight == 3 && gpt.backends[0].maxConcurrentRequests == 50)
         #expect(gpt.backends[1].pricing == TokenPricing(inputPerMillion: 2.5, outputPerMillion: 10))
         #expect(routing.models[1].backends[0].upstreamModel == "llama-3.1-8b")
+        // Attempt timeouts: the backend's own, else its upstream's, else none (the retry policy's).
+        #expect(gpt.backends[0].attemptTimeout == .seconds(20))
+        #expect(gpt.backends[1].attemptTimeout == nil)
+        #expect(routing.models[1].backends[0].attemptTimeout == .seconds(90))
         #expect(routing.apiKeys?.first?.secret == "sk-team-a-0123456789")
         #expect(routing.apiKeys?.first?.limit?.quota?.period == .seconds(86400))
         #expect(routing.modelLimits["gpt-4o"]?.tokensPerMinute == 1_000_000)
@@ -119,5 +128,24 @@ import Testing
         let fixed = twice.replacingOccurrences(of: "name: m2, backends: [ { upstream: a } ]", with: "name: m2, backends: [ { upstream: a, id: a-m2 } ]")
         let resolved = try GatewayServerConfiguration.parse(fixed).resolve(environment: [:])
         #expect(resolved.backendUpstreams == ["a": "a", "a-m2": "a"])
+    }
+
+    @Test func cookbookConfigurationResolves() async throws {
+        // The YAML of the "Gateway cookbook" article must stay a valid configuration.
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/GatewayServer/GatewayServer.docc/GatewayCookbook.md").path
+        let article = try String(contentsOfFile: path, encoding: .utf8)
+        let afterHeading = try #require(article.range(of: "### The configuration")).upperBound
+        let start = try #require(article.range(of: "```yaml\n", range: afterHeading..<article.endIndex)).upperBound
+        let end = try #require(article.range(of: "```", range: start..<article.endIndex)).lowerBound
+        let environment = Dictionary(uniqueKeysWithValues: ["AOAI_EASTUS_KEY", "AOAI_WESTEUROPE_KEY", "VLLM_KEY", "SUPPORT_BOT_KEY", "BATCH_JOBS_KEY"].map { ($0, "secret-value-for-\($0)") })
+        let resolved = try GatewayServerConfiguration.parse(String(article[start..<end])).resolve(environment: environment)
+        #expect(resolved.routing.models.map(\.name) == ["gpt-4o", "gpt-4o-mini", "llama-3.1-8b"])
+        #expect(resolved.routing.models[0].backends.map(\.priority) == [0, 1, 2])
+        #expect(resolved.routing.models[0].backends[2].attemptTimeout == .seconds(45))
+        #expect(resolved.routing.apiKeys?.count == 2)
+        // And the gateway accepts it (validation of the Routing side too).
+        let server = try GatewayHTTPServer.make(configuration: try GatewayServerConfiguration.parse(String(article[start..<end])), environment: environment)
+        try await server.shutdownUnstarted()
     }
 }
