@@ -134,6 +134,9 @@ let package = Package(
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
                 "QuantizationOpenCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -210,6 +213,17 @@ let package = Package(
             path: "Examples/BLASAttention",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "GatewayOverflow",
+            dependencies: [
+                "GatewayServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Examples/GatewayOverflow",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Tests
         .testTarget(
@@ -237,12 +251,12 @@ let package = Package(
         .testTarget(name: "KVPagingOpenCLTests", dependencies: ["KVPagingOpenCL", "KVPaging", "TensorCore", "TensorCoreOpenCL"], swiftSettings: swiftSettings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "KVPaging", "CostModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RoutingTests",
             dependencies: ["Routing", .product(name: "MetricsTestKit", package: "swift-metrics")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
     ]
 )

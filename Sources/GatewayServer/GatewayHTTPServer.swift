@@ -66,8 +66,11 @@ public final class GatewayHTTPServer: Sendable {
     let dependentServices: [any Service]
 
     /// - Parameters:
+    ///   - gateway: the Routing gateway that decides and performs every request.
+    ///   - options: listener, limits and shutdown settings.
     ///   - registry: when given, `/metrics` also emits everything registered there (the executable
     ///     bootstraps swift-metrics with a Prometheus factory over it; a library never does).
+    ///   - logger: request failures at warning, refusals at debug; never keys or prompts.
     ///   - dependentServices: run beside the server and shut down after it, in order.
     public init(
         gateway: Gateway, options: GatewayHTTPOptions = .init(), registry: PrometheusCollectorRegistry? = nil,
@@ -116,6 +119,14 @@ public final class GatewayHTTPServer: Sendable {
                 onServerRunning: onRunning,
                 logger: logger
             )
+        }
+    }
+
+    /// Releases what ``make(configuration:environment:overrideHost:overridePort:registry:logger:)``
+    /// created (the upstream HTTP client) when the server is never started, e.g. after a configuration check.
+    public func shutdownUnstarted() async throws {
+        for case let service as HTTPClientService in dependentServices {
+            try await service.client.shutdown()
         }
     }
 
@@ -431,8 +442,12 @@ extension GatewayHTTPServer {
     /// `Gateway` (with the built-in hashed n-gram embedder when the semantic cache is on),
     /// and the HTTP server.
     /// - Parameters:
+    ///   - file: the parsed configuration file.
     ///   - environment: where `*_env` secrets are read (normally the process environment).
-    ///   - overrideHost/overridePort: take precedence over the file (e.g. command-line flags).
+    ///   - overrideHost: takes precedence over `server.host` (e.g. a command-line flag).
+    ///   - overridePort: takes precedence over `server.port`.
+    ///   - registry: a Prometheus registry whose contents `/metrics` also emits.
+    ///   - logger: used by the server and the Routing gateway.
     /// - Throws: ``GatewayError`` for configuration errors, `RoutingError` for invalid policy values.
     public static func make(
         configuration file: GatewayServerConfiguration, environment: [String: String],

@@ -130,7 +130,8 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         public var apiKeyEnv: String?
         /// The key itself (for local testing; prefer `api_key_env`).
         public var apiKey: String?
-        /// Per-attempt timeout when the retry policy sets none, seconds (default 600).
+        /// Attempt timeout, seconds, for every backend on this upstream that sets none itself
+        /// (absent: `retry.attempt_timeout_seconds`). Give slow regions or large models more time.
         public var timeoutSeconds: Double?
         /// Extra headers sent on every request.
         public var headers: [String: String]?
@@ -174,10 +175,14 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         public var maxConcurrentRequests: Int?
         public var region: String?
         public var pricing: PricingSection?
+        /// This backend's attempt timeout in seconds (default: its upstream's `timeout_seconds`,
+        /// else `retry.attempt_timeout_seconds`).
+        public var timeoutSeconds: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case upstream, id, model, priority, weight, region, pricing
             case maxConcurrentRequests = "max_concurrent_requests"
+            case timeoutSeconds = "timeout_seconds"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -191,6 +196,7 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
             maxConcurrentRequests = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentRequests)
             region = try c.decodeIfPresent(String.self, forKey: .region)
             pricing = try c.decodeIfPresent(PricingSection.self, forKey: .pricing)
+            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
         }
     }
 
@@ -495,6 +501,12 @@ extension GatewayServerConfiguration {
         } catch let error as GatewayError {
             throw error
         } catch let error as DecodingError {
+            // Yams wraps errors thrown while decoding (ours included) as "not valid YAML".
+            if case .dataCorrupted(let context) = error, let underlying = context.underlyingError {
+                if let gateway = underlying as? GatewayError { throw gateway }
+                if let decoding = underlying as? DecodingError { throw GatewayError(.invalidConfiguration, describe(decoding)) }
+                throw GatewayError(.invalidConfiguration, "the configuration is not valid YAML or JSON: \(underlying)")
+            }
             throw GatewayError(.invalidConfiguration, describe(error))
         } catch {
             throw GatewayError(.invalidConfiguration, "the configuration is not valid YAML or JSON: \(error)")
@@ -634,9 +646,14 @@ extension GatewayServerConfiguration {
                     )
                 }
                 backendUpstreams[id] = b.upstream
+                let upstreamTimeout = self.upstreams.first { $0.id == b.upstream }?.timeoutSeconds
+                let attemptTimeout = try (b.timeoutSeconds ?? upstreamTimeout).map {
+                    try seconds($0, "model '\(m.name)' backend '\(id)' timeout_seconds")
+                }
                 backends.append(Backend(
                     id: id, upstreamModel: b.model, priority: b.priority ?? 0, weight: b.weight ?? 1,
-                    maxConcurrentRequests: b.maxConcurrentRequests, pricing: b.pricing?.value, region: b.region
+                    maxConcurrentRequests: b.maxConcurrentRequests, pricing: b.pricing?.value, region: b.region,
+                    attemptTimeout: attemptTimeout
                 ))
             }
             let strategy: BalancingStrategy

@@ -54,10 +54,10 @@ public enum HTTPUpstreamEndpoint: Sendable, Equatable {
     }
 }
 
-/// An ``Routing/Upstream`` over HTTP/1.1 with AsyncHTTPClient: OpenAI-compatible servers and
+/// A Routing `Upstream` over HTTP/1.1 with AsyncHTTPClient: OpenAI-compatible servers and
 /// Azure OpenAI deployments, non-streaming and SSE streaming.
 ///
-/// Failures become ``Routing/UpstreamError``s the router can classify: HTTP statuses (with
+/// Failures become `UpstreamError`s the router can classify: HTTP statuses (with
 /// `Retry-After` / `retry-after-ms` and the upstream's OpenAI error body), timeouts,
 /// connection failures before a response, connections dropped mid-response, and bodies that
 /// are not chat completions. The API key is sent only in its header and never logged.
@@ -73,8 +73,12 @@ public struct HTTPUpstream: Upstream {
     private let headers: HTTPHeaders
 
     /// - Parameters:
+    ///   - client: the shared HTTP client (see ``makeClient(connectTimeout:maximumConnectionsPerHost:readIdleTimeout:)``).
+    ///   - endpoint: where to send requests.
     ///   - apiKey: sent as `Authorization: Bearer` (OpenAI-compatible) or `api-key` (Azure); `nil` sends none.
     ///   - extraHeaders: added to every request (e.g. `OpenAI-Organization`).
+    ///   - defaultTimeout: the attempt time budget when the router gives none.
+    ///   - maximumResponseBytes: the largest response body or single SSE event accepted.
     public init(
         client: HTTPClient, endpoint: HTTPUpstreamEndpoint, apiKey: String?, extraHeaders: [(String, String)] = [],
         defaultTimeout: Duration = .seconds(600), maximumResponseBytes: Int = 32 << 20
@@ -239,13 +243,6 @@ public struct HTTPUpstream: Upstream {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = nanos.overflow ? .nanoseconds(.max) : .nanoseconds(nanos.partialValue &+ attoseconds / 1_000_000_000)
-    }
-}
 
 extension HTTPUpstream {
     /// An HTTP client tuned for a gateway: connection failures surface at once (no silent

@@ -262,6 +262,46 @@ public struct LoadGenerator: Sendable {
         )
     }
 
+    /// Paired measurement at one connection per target: sends one request to each target in
+    /// turn (A, B, A, B, …) for `rounds` rounds, so bursts of noise from other processes hit
+    /// every target alike — the fair way to compare tail latencies of two paths on a shared
+    /// machine. Each configuration's URL, body and timeout are used; pacing and counts are ignored.
+    /// - Returns: one report per configuration, in order.
+    public static func interleaved(_ configurations: [LoadGenerator], rounds: Int, warmupRounds: Int = 100) async throws -> [LoadTestReport] {
+        guard !configurations.isEmpty, (1...10_000_000).contains(rounds), warmupRounds >= 0 else {
+            throw GatewayError(.invalidArgument, "interleaved runs need at least one target and 1…10,000,000 rounds")
+        }
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.timeout = .init(connect: .seconds(5))
+        var pool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1)
+        pool.retryConnectionEstablishment = false
+        clientConfiguration.connectionPool = pool
+        clientConfiguration.httpVersion = .http1Only
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        do {
+            let requests = try configurations.map { try $0.makeRequest() }
+            var measurements = Array(repeating: [RequestMeasurement](), count: configurations.count)
+            let start = ContinuousClock.now
+            for round in 0..<(warmupRounds + rounds) {
+                for (index, generator) in configurations.enumerated() {
+                    let m = await perform(requests[index], client: client, stream: generator.configuration.stream, timeout: generator.configuration.requestTimeout)
+                    if round >= warmupRounds { measurements[index].append(m) }
+                }
+            }
+            let wall = (ContinuousClock.now - start).secondsDouble
+            try await client.shutdown()
+            return configurations.enumerated().map { index, generator in
+                LoadTestReport(
+                    target: generator.configuration.chatCompletionsURL, streaming: generator.configuration.stream,
+                    mode: "interleaved, 1 connection per target", wallSeconds: wall, measurements: measurements[index]
+                )
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
     /// Sends one request and measures it. Never throws: failures become error categories.
     static func perform(_ request: HTTPClientRequest, client: HTTPClient, stream: Bool, timeout: Duration) async -> RequestMeasurement {
         let start = ContinuousClock.now
@@ -276,7 +316,7 @@ public struct LoadGenerator: Sendable {
             if !stream {
                 let body = try await response.body.collect(upTo: 64 << 20)
                 let end = elapsed()
-                guard let decoded = try? WireJSON.decode(ChatCompletionResponse.self, from: body) else {
+                guard let decoded = try? WireJSON.decode(ResponseProjection.self, from: body), decoded.choices != nil else {
                     return RequestMeasurement(error: "invalid_response", endToEnd: end)
                 }
                 return RequestMeasurement(endToEnd: end, outputTokens: decoded.usage?.completionTokens ?? 0)
@@ -297,13 +337,13 @@ public struct LoadGenerator: Sendable {
                         sawDone = true
                         break reading
                     }
-                    guard let chunk = try? decoder.decode(ChatCompletionChunk.self, from: Data(event.data.utf8)) else {
+                    guard let chunk = try? decoder.decode(ChunkProjection.self, from: Data(event.data.utf8)), let choices = chunk.choices else {
                         // An `{"error": …}` event (the gateway's mid-stream failure) or garbage.
                         errorEvent = true
                         continue
                     }
                     if let usage = chunk.usage { usageTokens = usage.completionTokens }
-                    if chunk.choices.contains(where: { !($0.delta.content ?? "").isEmpty }) {
+                    if choices.contains(where: { !($0.delta?.content ?? "").isEmpty }) {
                         contentChunks += 1
                         if let _ = firstToken { gaps.append(now - last) } else { firstToken = now }
                         last = now
@@ -334,6 +374,30 @@ public struct LoadGenerator: Sendable {
         if error is NIOTooManyBytesError { return "response_too_large" }
         return "connection"
     }
+}
+
+/// The members of a chat completion the load generator reads. Decoding only these keeps the
+/// measuring client cheap (it shares the CPU with what it measures); the wire types themselves
+/// are Routing's.
+struct ResponseProjection: Decodable {
+    struct Choice: Decodable {}
+    var choices: [Choice]?
+    var usage: UsageProjection?
+}
+
+/// The members of a `chat.completion.chunk` the load generator reads.
+struct ChunkProjection: Decodable {
+    struct Choice: Decodable {
+        struct Delta: Decodable { var content: String? }
+        var delta: Delta?
+    }
+    var choices: [Choice]?
+    var usage: UsageProjection?
+}
+
+struct UsageProjection: Decodable {
+    var completionTokens: Int
+    enum CodingKeys: String, CodingKey { case completionTokens = "completion_tokens" }
 }
 
 /// Hands out at most `limit` tickets across tasks.

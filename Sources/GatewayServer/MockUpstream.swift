@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -230,8 +231,9 @@ public final class MockUpstream: Sendable {
     }
 
     /// Starts listening and returns the bound port.
+    /// - Parameter handleSignals: stop gracefully on SIGTERM/SIGINT (for the command-line tool).
     @discardableResult
-    public func start() async throws -> Int {
+    public func start(handleSignals: Bool = false) async throws -> Int {
         if let running = server.withLock({ $0 }) { return running.port }
         let router = Router(context: MockRequestContext.self)
         router.post("/v1/chat/completions") { [self] request, context in
@@ -245,12 +247,17 @@ public final class MockUpstream: Sendable {
             let names = self.configuration.models.isEmpty ? ["mock-model"] : self.configuration.models
             return ErrorResponses.json(ModelList(data: names.map { ModelListEntry(id: $0, ownedBy: self.configuration.name) }))
         }
+        router.get("/mock/stats") { [self] _, _ in
+            ErrorResponses.json(StatisticsBody(self.statistics))
+        }
         router.get("/health") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         let configuration = self.configuration
         let logger = self.logger
-        let running = try await RunningServer.start(host: configuration.host, logger: logger, gracefulShutdownTimeout: .seconds(1)) { onRunning in
+        let running = try await RunningServer.start(
+            host: configuration.host, logger: logger, gracefulShutdownTimeout: .seconds(1), handleSignals: handleSignals
+        ) { onRunning in
             Application(
                 router: router,
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
@@ -277,6 +284,11 @@ public final class MockUpstream: Sendable {
         await running?.stop()
     }
 
+    /// Waits until the server stops (after ``stop()`` or a signal).
+    public func waitUntilStopped() async throws {
+        try await server.withLock { $0 }?.waitUntilStopped()
+    }
+
     /// Replaces the fault profile while running.
     public func setFaults(_ faults: MockFaultProfile) throws {
         try faults.validate()
@@ -286,6 +298,22 @@ public final class MockUpstream: Sendable {
     /// Replaces the latencies while running.
     public func setLatency(firstToken: Duration, interToken: Duration) {
         state.withLock { $0.latency = (firstToken, interToken) }
+    }
+
+    /// Counters of a mock running in another process, from its `GET /mock/stats`.
+    public struct RemoteStatistics: Sendable, Decodable {
+        public var requests: Int
+        public var answered: Int
+        public var faults: [String: Int]
+    }
+
+    /// Reads `GET {baseURL}/mock/stats`.
+    public static func remoteStatistics(baseURL: String) async throws -> RemoteStatistics {
+        var request = HTTPClientRequest(url: baseURL + "/mock/stats")
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return try WireJSON.decode(RemoteStatistics.self, from: body)
     }
 
     /// A snapshot of the counters.
@@ -434,6 +462,24 @@ public final class MockUpstream: Sendable {
     static func estimatePromptTokens(_ request: ChatCompletionRequest) -> Int {
         let bytes = request.messages.reduce(0) { $0 + $1.text.utf8.count }
         return max(1, (bytes + 3) / 4)
+    }
+}
+
+/// The JSON of `GET /mock/stats`.
+struct StatisticsBody: Encodable {
+    var requests: Int
+    var answered: Int
+    var rejected: Int
+    var faults: [String: Int]
+    var promptTokens: Int
+    var completionTokens: Int
+    init(_ s: MockUpstreamStatistics) {
+        requests = s.requests
+        answered = s.answered
+        rejected = s.rejected
+        faults = Dictionary(uniqueKeysWithValues: s.faults.map { ($0.key.rawValue, $0.value) })
+        promptTokens = s.promptTokens
+        completionTokens = s.completionTokens
     }
 }
 

@@ -15,9 +15,11 @@ struct InferKit: AsyncParsableCommand {
             PTUCommand.self,
             LeversCommand.self,
             CatalogCommand.self,
-            Simulate.self,
             Quantize.self,
             GGUFCommand.self,
+            GatewayCommand.self,
+            MockUpstreamCommand.self,
+            LoadTestCommand.self,
         ]
     )
 }
@@ -32,6 +34,7 @@ struct Bench: AsyncParsableCommand {
             BenchSimulator.self,
             BenchQuant.self,
             BenchKVPaging.self,
+            GatewayBenchCommand.self,
         ]
     )
 }

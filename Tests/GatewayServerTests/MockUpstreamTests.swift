@@ -19,7 +19,7 @@ import Testing
         apiKey: String? = nil,
         _ body: (MockUpstream, HTTPUpstream) async throws -> Void
     ) async throws {
-        let mock = try MockUpstream(configuration: configuration)
+        let mock = try MockUpstream(configuration: configuration, logger: quietLogger)
         let port = try await mock.start()
         let client = HTTPUpstream.makeClient()
         let upstream = HTTPUpstream(

@@ -1,5 +1,0 @@
-import Hummingbird
-import AsyncHTTPClient
-import Prometheus
-import Yams
-import Routing
