@@ -294,8 +294,10 @@ public final class Gateway: Sendable {
         if let n = request.n, !(1...128).contains(n) {
             throw RoutingError(.invalidRequest, "'n' must be between 1 and 128", param: "n")
         }
-        if let m = request.requestedCompletionTokens, m < 1 {
-            throw RoutingError(.invalidRequest, "'max_tokens' must be at least 1", param: "max_tokens")
+        if let m = request.requestedCompletionTokens, m < 1 || m > ChatCompletionRequest.maxCompletionTokenLimit {
+            throw RoutingError(.invalidRequest,
+                               "'max_tokens' must be between 1 and \(ChatCompletionRequest.maxCompletionTokenLimit)",
+                               param: request.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens")
         }
         for penalty in [request.presencePenalty, request.frequencyPenalty].compactMap({ $0 })
         where !(penalty.isFinite && (-2...2).contains(penalty)) {
@@ -434,8 +436,12 @@ public final class Gateway: Sendable {
         }
     }
 
-    func account(_ state: inout State, admitted: Admitted, model: String, backendID: String, usage: Usage,
+    func account(_ state: inout State, admitted: Admitted, model: String, backendID: String, usage reported: Usage,
                          now: RoutingInstant) {
+        // Usage comes from the upstream: clamp it so a hostile or broken count cannot overflow sums.
+        var usage = reported
+        usage.promptTokens = Self.saneTokenCount(reported.promptTokens)
+        usage.completionTokens = Self.saneTokenCount(reported.completionTokens)
         state.limiter.reconcile(admitted.ticket, actualTokens: usage.promptTokens + usage.completionTokens, now: now)
         let backend = routes[model]?.backends.first { $0.id == backendID }
         let pricing = backend?.pricing ?? routes[model]?.pricing
@@ -449,6 +455,9 @@ public final class Gateway: Sendable {
         state.metrics.add("cost_total", cost, labels)
         state.metrics.record("request_duration_seconds", now - admitted.start, [("model", model)])
     }
+
+    /// A token count from outside, clamped to `0...2³²` (counts above that are not real usage).
+    static func saneTokenCount(_ count: Int) -> Int { min(max(0, count), 1 << 32) }
 
     func fail(_ error: RoutingError, admitted: Admitted) {
         let now = clock.now

@@ -156,7 +156,7 @@ public struct RateLimiter: Sendable {
         if let apiKey { scopes.append(.apiKey(apiKey)) }
         scopes.append(.model(model))
         var staged: [(RateLimitScope, Entry)] = []
-        let estimate = Int64(max(0, estimatedTokens))
+        let estimate = Int64(min(max(0, estimatedTokens), 1 << 40))
         for scope in scopes {
             guard let limit = limit(for: scope) else { continue }
             var entry = entry(scope, limit, now: now)
@@ -208,7 +208,7 @@ public struct RateLimiter: Sendable {
 
     /// Corrects the token charge of an admitted request with the tokens it really used.
     public mutating func reconcile(_ ticket: Ticket, actualTokens: Int, now: RoutingInstant) {
-        let delta = Int64(max(0, actualTokens)) - Int64(ticket.chargedTokens)
+        let delta = Int64(min(max(0, actualTokens), 1 << 40)) - Int64(ticket.chargedTokens)
         guard delta != 0 else { return }
         for scope in ticket.scopes {
             guard var entry = entries[scope] else { continue }
