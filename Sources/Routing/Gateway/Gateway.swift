@@ -543,7 +543,7 @@ public final class Gateway: Sendable {
     /// Runs attempts until one succeeds or the retry policy gives up.
     func run<T: Sendable>(
         _ request: ChatCompletionRequest, admitted: Admitted, keepLease: Bool = false,
-        attempt: (any Upstream, ChatCompletionRequest, UpstreamCallContext) async throws -> T
+        attempt: @escaping @Sendable (any Upstream, ChatCompletionRequest, UpstreamCallContext) async throws -> T
     ) async throws(RoutingError) -> (T, model: String, backendID: String, attempts: Int, lease: HeldLease?) {
         var retry = RetryState(policy: configuration.retry, start: admitted.start)
         var tried: [String: Set<Int>] = [:]
@@ -626,7 +626,10 @@ public final class Gateway: Sendable {
             let started = clock.now
             let result: Result<T, UpstreamError>
             do {
-                result = .success(try await attempt(upstream, upstreamRequest, context))
+                let request = upstreamRequest
+                result = .success(try await withAttemptTimer(timeout, started: started) {
+                    try await attempt(upstream, request, context)
+                })
             } catch {
                 result = .failure(Self.upstreamError(from: error))
             }
@@ -695,6 +698,29 @@ public final class Gateway: Sendable {
                     throw finalError(error, reason: reason, admitted: admitted, retry: retry)
                 }
             }
+        }
+    }
+
+    /// Runs one attempt against a timer on the gateway's clock: when the timer passes first, the
+    /// attempt is cancelled and fails with ``UpstreamError/Kind/timeout``, so an upstream that hangs
+    /// (and ignores `context.timeout`) cannot hold a request past its attempt timeout or time budget.
+    /// Structured: both run as child tasks, and the loser is cancelled before this returns (an
+    /// upstream must stop on cancellation, as `URLSession`, AsyncHTTPClient and `Task.sleep` do).
+    func withAttemptTimer<T: Sendable>(
+        _ timeout: Duration, started: RoutingInstant, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let clock = self.clock
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await clock.waitUntil(started + timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw UpstreamError(kind: .timeout, message: "no answer within \(timeout) (attempt timer of the gateway)")
+            }
+            return value
         }
     }
 
