@@ -81,6 +81,7 @@ public final class Gateway: Sendable {
         var cache: ResponseCache?
         var semantic: SemanticCache?
         var random: SplitMixGenerator
+        var retryBudget: RetryBudget?
         var ledger = UsageLedger()
         var metrics: GatewayMetrics
         var counter: UInt64 = 0
@@ -167,6 +168,9 @@ public final class Gateway: Sendable {
                                       modelLimits: configuration.modelLimits, admission: configuration.tokenAdmission)
         let cache = try configuration.responseCache.map { (c) throws(RoutingError) in try ResponseCache(configuration: c) }
         let semantic = try configuration.semanticCache.map { (c) throws(RoutingError) in try SemanticCache(configuration: c) }
+        let retryBudget = try configuration.retryBudget.map { (c) throws(RoutingError) in
+            try RetryBudget(configuration: c, now: clock.now)
+        }
 
         self.configuration = configuration
         self.upstreams = upstreams
@@ -192,7 +196,7 @@ public final class Gateway: Sendable {
         }
         self.fallbackOrder = order
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
-                                 random: SplitMixGenerator(seed: seed),
+                                 random: SplitMixGenerator(seed: seed), retryBudget: retryBudget,
                                  metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
     }
 
@@ -550,6 +554,10 @@ public final class Gateway: Sendable {
         var lastError: UpstreamError?
         var waitedForBreakers = 0
         var chain = admitted.chain
+        if configuration.retryBudget != nil {
+            let now = clock.now
+            state.withLock { $0.retryBudget?.deposit(now: now) }
+        }
         while true {
             if Task.isCancelled {
                 throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID)
@@ -595,8 +603,9 @@ public final class Gateway: Sendable {
                                        httpStatus: 503, retryAfter: availableIn, requestID: admitted.requestID)
                 }
                 let decision = state.withLock { state in
-                    retry.decide(after: error, now: now, alternativeAvailable: false, availableIn: availableIn,
-                                 random: &state.random)
+                    let decision = retry.decide(after: error, now: now, alternativeAvailable: false, availableIn: availableIn,
+                                                random: &state.random)
+                    return Self.charge(decision, to: &state, model: admitted.chain[0], now: now)
                 }
                 switch decision {
                 case .retryNow:
@@ -675,11 +684,12 @@ public final class Gateway: Sendable {
                     }
                     if contextTooSmall {
                         let canTry = alternative && retry.attempts < retry.policy.maxAttempts && finished < retry.deadline
-                        return canTry ? .retryNow : .giveUp(.notRetryable)
+                        return canTry ? Self.charge(.retryNow, to: &state, model: model, now: finished) : .giveUp(.notRetryable)
                     }
                     let availableIn = remainingChain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
-                    return retry.decide(after: error, now: finished, alternativeAvailable: alternative,
-                                        availableIn: availableIn, random: &state.random)
+                    let decision = retry.decide(after: error, now: finished, alternativeAvailable: alternative,
+                                                availableIn: availableIn, random: &state.random)
+                    return Self.charge(decision, to: &state, model: model, now: finished)
                 }
                 if error.kind == .cancelled || Task.isCancelled {
                     throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID, upstream: error)
@@ -698,6 +708,20 @@ public final class Gateway: Sendable {
                     throw finalError(error, reason: reason, admitted: admitted, retry: retry)
                 }
             }
+        }
+    }
+
+    /// Pays for a retry from the shared budget, if there is one; a retry it cannot pay for becomes
+    /// a give-up (`attemptsExhausted`: the request gets its last upstream error).
+    static func charge(_ decision: RetryState.Decision, to state: inout State, model: String,
+                       now: RoutingInstant) -> RetryState.Decision {
+        switch decision {
+        case .giveUp: return decision
+        case .retryNow, .wait:
+            guard state.retryBudget != nil else { return decision }
+            if state.retryBudget?.withdraw(now: now) == true { return decision }
+            state.metrics.increment("retry_budget_exhausted_total", [("model", model)])
+            return .giveUp(.attemptsExhausted)
         }
     }
 
