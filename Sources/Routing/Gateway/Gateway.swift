@@ -165,7 +165,8 @@ public final class Gateway: Sendable {
             throw RoutingError(.invalidConfiguration, "model limit for unknown model '\(name)'")
         }
         let limiter = try RateLimiter(keyLimits: keyLimits, defaultKeyLimit: configuration.defaultKeyLimit,
-                                      modelLimits: configuration.modelLimits, admission: configuration.tokenAdmission)
+                                      modelLimits: configuration.modelLimits, admission: configuration.tokenAdmission,
+                                      unixTimeAtOrigin: Self.unixTimeAtOrigin(of: clock))
         let cache = try configuration.responseCache.map { (c) throws(RoutingError) in try ResponseCache(configuration: c) }
         let semantic = try configuration.semanticCache.map { (c) throws(RoutingError) in try SemanticCache(configuration: c) }
         let retryBudget = try configuration.retryBudget.map { (c) throws(RoutingError) in
@@ -198,6 +199,12 @@ public final class Gateway: Sendable {
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
                                  random: SplitMixGenerator(seed: seed), retryBudget: retryBudget,
                                  metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
+    }
+
+    /// The wall-clock time of the clock's origin, clamped to what ``RateLimiter`` accepts.
+    static func unixTimeAtOrigin(of clock: any RoutingClock) -> Double {
+        let value = clock.unixSeconds - clock.now.sinceOrigin.secondsDouble
+        return value.isFinite ? min(max(0, value), 1e11) : 0
     }
 
     // MARK: - Authentication and discovery
