@@ -67,8 +67,10 @@ import Testing
         #expect(cache.count == 0)
         cache.store(response("ok"), partition: partition, vector: v, now: .origin)
         #expect(cache.count == 1)
-        #expect(cache.lookup(partition, vector: [1e30, 2e30, 3e30], now: .origin) == nil)
-        #expect(cache.lookup(partition, vector: [2, 4, 6], now: .origin)?.response.text == "ok")  // same direction
+        let overflowing = cache.lookup(partition, vector: [1e30, 2e30, 3e30], now: .origin)
+        #expect(overflowing == nil)
+        let sameDirection = cache.lookup(partition, vector: [2, 4, 6], now: .origin)
+        #expect(sameDirection?.response.text == "ok")
         // A system prompt over the limit makes no partition.
         let long = ChatCompletionRequest(model: "m", messages: [.system(String(repeating: "s", count: 3000)), .user("q")], temperature: 0)
         #expect(cache.plan(for: long, apiKeyID: nil) == nil)

@@ -22,6 +22,26 @@ import Testing
         String(repeating: "[", count: 600), String(repeating: "{\"a\":", count: 300),
     ]
 
+    static let members = ["model", "messages", "role", "content", "temperature", "top_p", "n", "max_tokens",
+                          "max_completion_tokens", "stop", "stream", "stream_options", "include_usage", "seed", "tools",
+                          "tool_calls", "tool_choice", "name", "presence_penalty", "frequency_penalty", "user", "type", "text"]
+    static let values = ["null", "true", "0", "-1", "1", "128", "129", "1e308", "-1e308", "2.5", "1e-320",
+                         "9223372036854775807", "-9223372036854775808", "\"\"", "\"x\"", "\"user\"", "[]", "{}",
+                         "[1,\"a\"]", "{\"a\":[]}", "[{\"role\":\"user\",\"content\":\"hi\"}]", "\"\\u0000\""]
+
+    /// A structural mutation that keeps the JSON valid: a known member with an arbitrary value,
+    /// inserted at the start of a random object (a duplicate of an existing member, or a new one).
+    static func insertMember(_ bytes: [UInt8], _ random: inout SplitMixGenerator) -> [UInt8] {
+        let objects = bytes.indices.filter { bytes[$0] == UInt8(ascii: "{") }
+        guard !objects.isEmpty else { return bytes }
+        let at = objects[Int(random.next() % UInt64(objects.count))] + 1
+        let member = members[Int(random.next() % UInt64(members.count))]
+        let value = values[Int(random.next() % UInt64(values.count))]
+        var out = bytes
+        out.insert(contentsOf: Array("\"\(member)\":\(value),".utf8), at: at)
+        return out
+    }
+
     /// Applies one random mutation: delete a span, insert a fragment, duplicate a span, flip a byte, or truncate.
     static func mutate(_ bytes: [UInt8], _ random: inout SplitMixGenerator) -> [UInt8] {
         var out = bytes
@@ -46,7 +66,7 @@ import Testing
         return out
     }
 
-    /// Thousands of mutated bodies: each decodes or fails with a 400 `invalid_request` whose message
+    /// Thousands of mutated bodies (a third byte-level, two thirds structural): each decodes or fails with a 400 `invalid_request` whose message
     /// is short and does not echo the body; decoded ones go through the gateway and get an answer or
     /// a typed error with a request id.
     @Test(arguments: [11, 12] as [UInt64])
@@ -61,7 +81,11 @@ import Testing
         var decoded = 0, rejected = 0
         for i in 0..<1500 {
             var body = Array(Self.seeds[i % Self.seeds.count].utf8)
-            for _ in 0..<(1 + Int(random.next() % 4)) { body = Self.mutate(body, &random) }
+            if i % 3 == 0 {
+                for _ in 0..<(1 + Int(random.next() % 3)) { body = Self.mutate(body, &random) }
+            } else {
+                for _ in 0..<(1 + Int(random.next() % 2)) { body = Self.insertMember(body, &random) }
+            }
             let request: ChatCompletionRequest
             do {
                 request = try ChatCompletionRequest(jsonBody: body)
@@ -136,10 +160,13 @@ import Testing
     @Test func tokenBucketSaturatesInsteadOfTrapping() throws {
         var bucket = try TokenBucket(limit: 1000, per: .seconds(60), now: .origin)
         bucket.take(.max, now: .origin)
-        #expect(bucket.available(now: .origin) == -1000)  // debt bounded to one window
+        let inDebt = bucket.available(now: .origin)
+        #expect(inDebt == -1000)  // debt bounded to one window
         bucket.give(.max, now: .origin)
-        #expect(bucket.available(now: .origin) == 1000)  // never above the capacity
-        #expect(bucket.timeUntil(tokens: .max, now: .origin) == .zero)  // clamped to the limit, which is there
+        let full = bucket.available(now: .origin)
+        #expect(full == 1000)  // never above the capacity
+        let wait = bucket.timeUntil(tokens: .max, now: .origin)
+        #expect(wait == .zero)  // clamped to the limit, which is there
         // limit × window that would overflow the 4-capacity headroom is a configuration error.
         #expect(throws: RoutingError.self) { try TokenBucket(limit: 100_000_000, per: .seconds(86_400), now: .origin) }
     }

@@ -7,27 +7,27 @@ import Testing
 
     @Test func burstThenRatioOfRequests() throws {
         var budget = try RetryBudget(ratio: 0.25, minRetriesPerSecond: 0, burst: 3)
-        for _ in 0..<3 { #expect(budget.withdraw(now: .origin)) }  // the whole burst, not one fewer
-        #expect(!budget.withdraw(now: .origin))
+        for _ in 0..<3 { do { let r = budget.withdraw(now: .origin); #expect(r) } }  // the whole burst, not one fewer
+        do { let r = budget.withdraw(now: .origin); #expect(!r) }
         // 0.25 retry per request: 3 requests are not enough for a retry, the 4th is.
         for _ in 0..<3 { budget.deposit(now: .origin) }
-        #expect(!budget.withdraw(now: .origin))
+        do { let r = budget.withdraw(now: .origin); #expect(!r) }
         budget.deposit(now: .origin)
-        #expect(budget.withdraw(now: .origin))
-        #expect(!budget.withdraw(now: .origin))
+        do { let r = budget.withdraw(now: .origin); #expect(r) }
+        do { let r = budget.withdraw(now: .origin); #expect(!r) }
         // No time-based refill with a zero floor.
-        #expect(budget.available(now: at(.seconds(3600))) == 0)
+        do { let r = budget.available(now: at(.seconds(3600))); #expect(r == 0) }
         // Deposits never save up past the burst.
         for _ in 0..<1000 { budget.deposit(now: .origin) }
-        #expect(budget.available(now: .origin) == 3)
+        do { let r = budget.available(now: .origin); #expect(r == 3) }
     }
 
     /// A floor of 2 retries/s refills one retry every 500 ms exactly, and never more in total.
     @Test func floorRefillsExactly() throws {
         var budget = try RetryBudget(ratio: 0, minRetriesPerSecond: 2, burst: 1)
-        #expect(budget.withdraw(now: .origin))
-        #expect(!budget.withdraw(now: at(.microseconds(499_999))))
-        #expect(budget.withdraw(now: at(.milliseconds(500))))
+        do { let r = budget.withdraw(now: .origin); #expect(r) }
+        do { let r = budget.withdraw(now: at(.microseconds(499_999))); #expect(!r) }
+        do { let r = budget.withdraw(now: at(.milliseconds(500))); #expect(r) }
         // Many small steps give the same as one big one (remainders are carried, never rounded up).
         var granted = 0
         var t = Duration.milliseconds(500)
@@ -52,8 +52,7 @@ import Testing
     func budgetStopsARetryStorm(withBudget: Bool) async throws {
         let clock = ManualClock()
         final class Failing: Upstream {
-            let calls: Mutex<Int>
-            init(_ calls: Mutex<Int>) { self.calls = calls }
+            let calls = Mutex(0)
             func send(_ request: ChatCompletionRequest, context: UpstreamCallContext) async throws -> ChatCompletionResponse {
                 calls.withLock { $0 += 1 }
                 throw UpstreamError.status(503)
@@ -62,8 +61,7 @@ import Testing
                 AsyncThrowingStream { $0.finish(throwing: UpstreamError.status(503)) }
             }
         }
-        let counter = Mutex(0)
-        let failing = Failing(counter)
+        let failing = Failing()
         let gateway = try Gateway(
             configuration: GatewayConfiguration(
                 models: [ModelRoute(name: "gpt", backends: [Backend(id: "a"), Backend(id: "b")])],
@@ -76,7 +74,7 @@ import Testing
             let error = await routingError { _ = try await gateway.complete(ask("q\(i)")) }
             #expect(error?.code == .noHealthyBackend || error?.code == .upstreamFailed)
         }
-        let attempts = counter.withLock { $0 }
+        let attempts = failing.calls.withLock { $0 }
         if withBudget {
             // 200 first attempts + 5 (burst) + 200 × 0.1 retries.
             #expect(attempts <= requests + 5 + requests / 10, "\(attempts) attempts")
