@@ -158,3 +158,42 @@ private func at(_ d: Duration) -> RoutingInstant { RoutingInstant(d) }
         }
     }
 }
+
+@Suite struct CalendarQuotaTests {
+    /// 1,800,000,000 s since 1970 = 20,833 days + 28,800 s, i.e. 08:00:00 UTC (28,800 s = 8 h):
+    /// a UTC-aligned day quota resets 16 h (57,600 s) after the origin, not 24 h.
+    @Test func utcDayQuotaResetsAtMidnightUTC() throws {
+        var limiter = try RateLimiter(
+            keyLimits: ["k": RateLimit(quota: Quota(period: .seconds(86_400), maxRequests: 2, alignment: .utc))],
+            unixTimeAtOrigin: 1_800_000_000)
+        for _ in 0..<2 {
+            guard case .admitted = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: .origin) else {
+                Issue.record(); return
+            }
+        }
+        guard case .quotaExhausted(_, let resetIn, _) = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: .origin)
+        else { Issue.record("third request admitted"); return }
+        #expect(resetIn == .seconds(57_600))
+        let midnight = RoutingInstant(.seconds(57_600))
+        guard case .quotaExhausted = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: midnight - .microseconds(1))
+        else { Issue.record("reset before midnight UTC"); return }
+        guard case .admitted = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: midnight) else {
+            Issue.record("not reset at midnight UTC"); return
+        }
+    }
+
+    /// The default alignment still counts from the clock's origin (24 h, whatever the wall clock).
+    @Test func clockOriginAlignmentIgnoresTheWallClock() throws {
+        var limiter = try RateLimiter(
+            keyLimits: ["k": RateLimit(quota: Quota(period: .seconds(86_400), maxRequests: 1))],
+            unixTimeAtOrigin: 1_800_000_000)
+        _ = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: .origin)
+        guard case .quotaExhausted(_, let resetIn, _) = limiter.admit(apiKey: "k", model: "m", estimatedTokens: 1, now: .origin)
+        else { Issue.record(); return }
+        #expect(resetIn == .seconds(86_400))
+        #expect(throws: RoutingError.self) { try RateLimiter(unixTimeAtOrigin: .nan) }
+        #expect(throws: RoutingError.self) {
+            try RateLimiter(defaultKeyLimit: RateLimit(quota: Quota(period: .seconds(Int64.max / 2), maxRequests: 1)))
+        }
+    }
+}

@@ -73,6 +73,46 @@ import Testing
     }
 }
 
+@Suite struct RetryAfterHostileValuesTests {
+    func parse(ms: String? = nil, _ value: String?, now: Double = 784_111_770) -> Duration? {
+        UpstreamError.parseRetryAfter(retryAfterMs: ms, retryAfter: value, nowUnixSeconds: now)
+    }
+
+    /// RFC 9110 §5.6.7 gives one instant (1994-11-06 08:49:37 UTC = 784111777, checked with
+    /// `date -u -d @784111777`) in all three forms; each is 7 s after `now`.
+    @Test func allThreeHTTPDateFormsAreAccepted() {
+        #expect(parse("Sun, 06 Nov 1994 08:49:37 GMT") == .seconds(7))
+        #expect(parse("Sunday, 06-Nov-94 08:49:37 GMT") == .seconds(7))
+        #expect(parse("Sun Nov  6 08:49:37 1994") == .seconds(7))
+    }
+
+    @Test func garbageIsIgnored() {
+        for garbage in ["-1", "+3", "1e3", "0x10", "inf", "nan", "NaN", "1.", ".5", "1.2.3", "3 s", "", "   ",
+                        "99999999999999999999999999999999", "86401", "Sun, 31 Feb 1994 08:49:37 GMT",
+                        "Sun, 06 Nov 1994 8:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT",
+                        "Sun, 06 Nov 1969 08:49:37 GMT", "Sun, 06 Nov 1994 08:60:37 GMT", "\u{0}", "😀"] {
+            #expect(parse(garbage) == nil, "'\(garbage)' was read as a wait")
+            // A garbage retry-after-ms falls back to a valid Retry-After ("86401" ms is a valid 86.4 s).
+            if garbage != "86401" {
+                #expect(parse(ms: garbage, "2") == .seconds(2), "retry-after-ms '\(garbage)' was not ignored")
+            }
+        }
+        // A date more than a day ahead, or a non-finite "now", is not a wait.
+        #expect(parse("Sun, 06 Nov 1994 08:49:37 GMT", now: 784_111_777 - 86_401) == nil)
+        #expect(parse("Sun, 06 Nov 1994 08:49:37 GMT", now: .nan) == nil)
+    }
+
+    @Test func numbersAtTheBounds() {
+        #expect(parse(ms: "86401", nil) == .milliseconds(86_401))
+        #expect(parse("0") == .zero)
+        #expect(parse("86400") == .seconds(86_400))  // a day is the most honoured
+        #expect(parse("1.0005") == .milliseconds(1001))  // rounded up: never retry early
+        #expect(parse(ms: "0.1", nil) == .milliseconds(1))
+        #expect(parse(ms: "86400000", nil) == .seconds(86_400))
+        #expect(parse(ms: "86400001", "5") == .seconds(5))
+    }
+}
+
 @Suite struct RequestDecodingErrorTests {
     func message(_ json: String) -> (String, String?) {
         do {

@@ -9,10 +9,15 @@ public struct ResponseCacheConfiguration: Sendable, Hashable {
     public var maxTemperature: Double?
     /// Keep each API key's entries apart (a key never sees another key's answers).
     public var partitionByKey: Bool
+    /// The largest entry stored, request key plus response, in bytes (about: text and JSON members
+    /// counted as UTF-8): memory stays below `capacity × maxEntryBytes` whatever clients send.
+    public var maxEntryBytes: Int
 
-    /// Defaults: 1,000 entries, 5 minutes, any temperature, partitioned by key.
+    /// Defaults: 1,000 entries of at most 256 KiB (so at most 256 MiB), 5 minutes, any
+    /// temperature, partitioned by key.
     public init(capacity: Int = 1000, ttl: Duration = .seconds(300), maxTemperature: Double? = nil,
-                partitionByKey: Bool = true) {
+                partitionByKey: Bool = true, maxEntryBytes: Int = 256 * 1024) {
+        self.maxEntryBytes = maxEntryBytes
         self.capacity = capacity
         self.ttl = ttl
         self.maxTemperature = maxTemperature
@@ -42,6 +47,9 @@ public struct ResponseCache: Sendable {
         guard configuration.ttl > .zero else {
             throw RoutingError(.invalidConfiguration, "response cache ttl must be positive")
         }
+        guard configuration.maxEntryBytes >= 1 else {
+            throw RoutingError(.invalidConfiguration, "response cache maxEntryBytes must be ≥ 1")
+        }
         self.configuration = configuration
         self.store = LRUStore(capacity: configuration.capacity)
     }
@@ -52,7 +60,9 @@ public struct ResponseCache: Sendable {
     public func key(for request: ChatCompletionRequest, apiKeyID: String?) -> String? {
         if let max = configuration.maxTemperature, (request.temperature ?? 1) > max { return nil }
         let partition = configuration.partitionByKey ? (apiKeyID ?? "") : ""
-        return partition + "\u{1}" + request.canonicalText
+        let key = partition + "\u{1}" + request.canonicalText
+        // A key alone over the entry limit can never be stored: skip the lookup too.
+        return key.utf8.count <= configuration.maxEntryBytes ? key : nil
     }
 
     /// A live entry, or nil (expired entries are dropped).
@@ -67,12 +77,23 @@ public struct ResponseCache: Sendable {
 
     /// Stores a complete response (responses without choices, or cut off by length, are not stored).
     public mutating func store(_ response: ChatCompletionResponse, for key: String, now: RoutingInstant) {
-        guard response.isCacheable else { return }
+        guard response.isCacheable, key.utf8.count + response.approximateBytes <= configuration.maxEntryBytes else { return }
         store.set(key, Entry(response: response, expires: now + configuration.ttl))
     }
 }
 
 extension ChatCompletionResponse {
+    /// About the memory a cached copy holds: message text, tool calls and unknown members as
+    /// UTF-8, plus a fixed allowance for the rest.
+    var approximateBytes: Int {
+        choices.reduce(256 + id.utf8.count + model.utf8.count) { total, choice in
+            total + 64 + choice.message.text.utf8.count
+                + (choice.message.toolCalls.map { JSONValue.array($0).compactText.utf8.count } ?? 0)
+                + (choice.logprobs.map { $0.compactText.utf8.count } ?? 0)
+                + (choice.extra.isEmpty ? 0 : JSONValue.object(choice.extra).compactText.utf8.count)
+        } + (extra.isEmpty ? 0 : JSONValue.object(extra).compactText.utf8.count)
+    }
+
     var isCacheable: Bool {
         !choices.isEmpty && choices.allSatisfy { $0.finishReason == nil || $0.finishReason == "stop" }
     }

@@ -12,11 +12,17 @@ public struct SemanticCacheConfiguration: Sendable, Hashable {
     /// Partitions kept at most (the least recently used partition is dropped whole): every distinct
     /// system prompt makes a partition, so this bounds memory when prompts vary.
     public var maxPartitions: Int
+    /// The largest response stored, and the largest system prompt a partition is made for, in
+    /// bytes (about, as UTF-8); bigger ones bypass the cache, so memory stays bounded by
+    /// `maxPartitions × (capacityPerPartition × (maxEntryBytes + 4 × dimension) + maxEntryBytes)`.
+    public var maxEntryBytes: Int
 
     /// Defaults: threshold 0.9, 10 minutes, 500 entries per partition, 1,000 partitions,
-    /// temperature ≤ 0.5, per key.
+    /// temperature ≤ 0.5, per key, entries up to 64 KiB.
     public init(threshold: Double = 0.9, ttl: Duration = .seconds(600), capacityPerPartition: Int = 500,
-                maxTemperature: Double = 0.5, partitionByKey: Bool = true, maxPartitions: Int = 1000) {
+                maxTemperature: Double = 0.5, partitionByKey: Bool = true, maxPartitions: Int = 1000,
+                maxEntryBytes: Int = 64 * 1024) {
+        self.maxEntryBytes = maxEntryBytes
         self.threshold = threshold
         self.ttl = ttl
         self.capacityPerPartition = capacityPerPartition
@@ -53,7 +59,8 @@ public struct SemanticCache: Sendable {
         guard configuration.threshold.isFinite, configuration.threshold > 0, configuration.threshold <= 1 else {
             throw RoutingError(.invalidConfiguration, "semantic cache threshold must be in (0, 1] (got \(configuration.threshold))")
         }
-        guard configuration.capacityPerPartition >= 1, configuration.maxPartitions >= 1, configuration.ttl > .zero else {
+        guard configuration.capacityPerPartition >= 1, configuration.maxPartitions >= 1, configuration.ttl > .zero,
+              configuration.maxEntryBytes >= 1 else {
             throw RoutingError(.invalidConfiguration, "semantic cache capacities and ttl must be positive")
         }
         self.configuration = configuration
@@ -66,7 +73,7 @@ public struct SemanticCache: Sendable {
         if request.tools != nil || (request.n ?? 1) != 1 { return nil }
         let text = request.messages.filter { $0.role != .system && $0.role != .developer }
             .map { $0.role.rawValue + ": " + $0.text }.joined(separator: "\n")
-        guard !text.isEmpty else { return nil }
+        guard !text.isEmpty, request.systemPrompt.utf8.count <= configuration.maxEntryBytes else { return nil }
         let partition = SemanticPartition(
             model: request.model, apiKeyID: configuration.partitionByKey ? (apiKeyID ?? "") : "",
             systemPrompt: request.systemPrompt)
@@ -80,6 +87,8 @@ public struct SemanticCache: Sendable {
         guard var entries = partitions[partition] else { return nil }
         entries.removeAll { $0.expires <= now }
         let query = normalized(vector)
+        // A vector that cannot be normalised (zero, NaN, overflowing) matches nothing.
+        guard Self.isUnit(query) else { return nil }
         var best: (Int, Double)?
         for (i, entry) in entries.enumerated() {
             // Both unit length: the dot product is the cosine.
@@ -98,7 +107,10 @@ public struct SemanticCache: Sendable {
 
     public mutating func store(_ response: ChatCompletionResponse, partition: SemanticPartition, vector: [Float],
                                now: RoutingInstant) {
-        guard response.isCacheable, vector.contains(where: { $0 != 0 }) else { return }
+        let unit = normalized(vector)
+        guard response.isCacheable, Self.isUnit(unit),
+              response.approximateBytes <= configuration.maxEntryBytes,
+              partition.systemPrompt.utf8.count <= configuration.maxEntryBytes else { return }
         if partitions[partition] == nil, partitions.count >= configuration.maxPartitions,
            let stalest = partitionUse.min(by: { $0.value < $1.value })?.key
         {
@@ -113,8 +125,15 @@ public struct SemanticCache: Sendable {
         {
             entries.remove(at: oldest)
         }
-        entries.append(Entry(vector: normalized(vector), response: response, expires: now + configuration.ttl, lastUsed: now))
+        entries.append(Entry(vector: unit, response: response, expires: now + configuration.ttl, lastUsed: now))
         partitions[partition] = entries
+    }
+
+    /// Whether `v` has unit length (normalisation worked: not zero, NaN or overflowing).
+    static func isUnit(_ v: [Float]) -> Bool {
+        var sum: Double = 0
+        for x in v { sum += Double(x) * Double(x) }
+        return abs(sum - 1) < 1e-3
     }
 
     public var count: Int { partitions.values.reduce(0) { $0 + $1.count } }

@@ -81,6 +81,7 @@ public final class Gateway: Sendable {
         var cache: ResponseCache?
         var semantic: SemanticCache?
         var random: SplitMixGenerator
+        var retryBudget: RetryBudget?
         var ledger = UsageLedger()
         var metrics: GatewayMetrics
         var counter: UInt64 = 0
@@ -164,9 +165,13 @@ public final class Gateway: Sendable {
             throw RoutingError(.invalidConfiguration, "model limit for unknown model '\(name)'")
         }
         let limiter = try RateLimiter(keyLimits: keyLimits, defaultKeyLimit: configuration.defaultKeyLimit,
-                                      modelLimits: configuration.modelLimits, admission: configuration.tokenAdmission)
+                                      modelLimits: configuration.modelLimits, admission: configuration.tokenAdmission,
+                                      unixTimeAtOrigin: Self.unixTimeAtOrigin(of: clock))
         let cache = try configuration.responseCache.map { (c) throws(RoutingError) in try ResponseCache(configuration: c) }
         let semantic = try configuration.semanticCache.map { (c) throws(RoutingError) in try SemanticCache(configuration: c) }
+        let retryBudget = try configuration.retryBudget.map { (c) throws(RoutingError) in
+            try RetryBudget(configuration: c, now: clock.now)
+        }
 
         self.configuration = configuration
         self.upstreams = upstreams
@@ -192,8 +197,14 @@ public final class Gateway: Sendable {
         }
         self.fallbackOrder = order
         self.state = Mutex(State(pools: pools, limiter: limiter, cache: cache, semantic: semantic,
-                                 random: SplitMixGenerator(seed: seed),
+                                 random: SplitMixGenerator(seed: seed), retryBudget: retryBudget,
                                  metrics: GatewayMetrics(prefix: configuration.metricsPrefix, factory: metricsFactory)))
+    }
+
+    /// The wall-clock time of the clock's origin, clamped to what ``RateLimiter`` accepts.
+    static func unixTimeAtOrigin(of clock: any RoutingClock) -> Double {
+        let value = clock.unixSeconds - clock.now.sinceOrigin.secondsDouble
+        return value.isFinite ? min(max(0, value), 1e11) : 0
     }
 
     // MARK: - Authentication and discovery
@@ -294,8 +305,10 @@ public final class Gateway: Sendable {
         if let n = request.n, !(1...128).contains(n) {
             throw RoutingError(.invalidRequest, "'n' must be between 1 and 128", param: "n")
         }
-        if let m = request.requestedCompletionTokens, m < 1 {
-            throw RoutingError(.invalidRequest, "'max_tokens' must be at least 1", param: "max_tokens")
+        if let m = request.requestedCompletionTokens, m < 1 || m > ChatCompletionRequest.maxCompletionTokenLimit {
+            throw RoutingError(.invalidRequest,
+                               "'max_tokens' must be between 1 and \(ChatCompletionRequest.maxCompletionTokenLimit)",
+                               param: request.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens")
         }
         for penalty in [request.presencePenalty, request.frequencyPenalty].compactMap({ $0 })
         where !(penalty.isFinite && (-2...2).contains(penalty)) {
@@ -434,8 +447,12 @@ public final class Gateway: Sendable {
         }
     }
 
-    func account(_ state: inout State, admitted: Admitted, model: String, backendID: String, usage: Usage,
+    func account(_ state: inout State, admitted: Admitted, model: String, backendID: String, usage reported: Usage,
                          now: RoutingInstant) {
+        // Usage comes from the upstream: clamp it so a hostile or broken count cannot overflow sums.
+        var usage = reported
+        usage.promptTokens = Self.saneTokenCount(reported.promptTokens)
+        usage.completionTokens = Self.saneTokenCount(reported.completionTokens)
         state.limiter.reconcile(admitted.ticket, actualTokens: usage.promptTokens + usage.completionTokens, now: now)
         let backend = routes[model]?.backends.first { $0.id == backendID }
         let pricing = backend?.pricing ?? routes[model]?.pricing
@@ -449,6 +466,9 @@ public final class Gateway: Sendable {
         state.metrics.add("cost_total", cost, labels)
         state.metrics.record("request_duration_seconds", now - admitted.start, [("model", model)])
     }
+
+    /// A token count from outside, clamped to `0...2³²` (counts above that are not real usage).
+    static func saneTokenCount(_ count: Int) -> Int { min(max(0, count), 1 << 32) }
 
     func fail(_ error: RoutingError, admitted: Admitted) {
         let now = clock.now
@@ -534,13 +554,17 @@ public final class Gateway: Sendable {
     /// Runs attempts until one succeeds or the retry policy gives up.
     func run<T: Sendable>(
         _ request: ChatCompletionRequest, admitted: Admitted, keepLease: Bool = false,
-        attempt: (any Upstream, ChatCompletionRequest, UpstreamCallContext) async throws -> T
+        attempt: @escaping @Sendable (any Upstream, ChatCompletionRequest, UpstreamCallContext) async throws -> T
     ) async throws(RoutingError) -> (T, model: String, backendID: String, attempts: Int, lease: HeldLease?) {
         var retry = RetryState(policy: configuration.retry, start: admitted.start)
         var tried: [String: Set<Int>] = [:]
         var lastError: UpstreamError?
         var waitedForBreakers = 0
         var chain = admitted.chain
+        if configuration.retryBudget != nil {
+            let now = clock.now
+            state.withLock { $0.retryBudget?.deposit(now: now) }
+        }
         while true {
             if Task.isCancelled {
                 throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID)
@@ -586,8 +610,9 @@ public final class Gateway: Sendable {
                                        httpStatus: 503, retryAfter: availableIn, requestID: admitted.requestID)
                 }
                 let decision = state.withLock { state in
-                    retry.decide(after: error, now: now, alternativeAvailable: false, availableIn: availableIn,
-                                 random: &state.random)
+                    let decision = retry.decide(after: error, now: now, alternativeAvailable: false, availableIn: availableIn,
+                                                random: &state.random)
+                    return Self.charge(decision, to: &state, model: admitted.chain[0], now: now)
                 }
                 switch decision {
                 case .retryNow:
@@ -617,7 +642,10 @@ public final class Gateway: Sendable {
             let started = clock.now
             let result: Result<T, UpstreamError>
             do {
-                result = .success(try await attempt(upstream, upstreamRequest, context))
+                let request = upstreamRequest
+                result = .success(try await withAttemptTimer(timeout, started: started) {
+                    try await attempt(upstream, request, context)
+                })
             } catch {
                 result = .failure(Self.upstreamError(from: error))
             }
@@ -663,11 +691,12 @@ public final class Gateway: Sendable {
                     }
                     if contextTooSmall {
                         let canTry = alternative && retry.attempts < retry.policy.maxAttempts && finished < retry.deadline
-                        return canTry ? .retryNow : .giveUp(.notRetryable)
+                        return canTry ? Self.charge(.retryNow, to: &state, model: model, now: finished) : .giveUp(.notRetryable)
                     }
                     let availableIn = remainingChain.compactMap { state.pools[$0]?.nextAvailableIn(now: finished) }.min()
-                    return retry.decide(after: error, now: finished, alternativeAvailable: alternative,
-                                        availableIn: availableIn, random: &state.random)
+                    let decision = retry.decide(after: error, now: finished, alternativeAvailable: alternative,
+                                                availableIn: availableIn, random: &state.random)
+                    return Self.charge(decision, to: &state, model: model, now: finished)
                 }
                 if error.kind == .cancelled || Task.isCancelled {
                     throw RoutingError(.cancelled, "the client went away", requestID: admitted.requestID, upstream: error)
@@ -686,6 +715,43 @@ public final class Gateway: Sendable {
                     throw finalError(error, reason: reason, admitted: admitted, retry: retry)
                 }
             }
+        }
+    }
+
+    /// Pays for a retry from the shared budget, if there is one; a retry it cannot pay for becomes
+    /// a give-up (`attemptsExhausted`: the request gets its last upstream error).
+    static func charge(_ decision: RetryState.Decision, to state: inout State, model: String,
+                       now: RoutingInstant) -> RetryState.Decision {
+        switch decision {
+        case .giveUp: return decision
+        case .retryNow, .wait:
+            guard state.retryBudget != nil else { return decision }
+            if state.retryBudget?.withdraw(now: now) == true { return decision }
+            state.metrics.increment("retry_budget_exhausted_total", [("model", model)])
+            return .giveUp(.attemptsExhausted)
+        }
+    }
+
+    /// Runs one attempt against a timer on the gateway's clock: when the timer passes first, the
+    /// attempt is cancelled and fails with ``UpstreamError/Kind/timeout``, so an upstream that hangs
+    /// (and ignores `context.timeout`) cannot hold a request past its attempt timeout or time budget.
+    /// Structured: both run as child tasks, and the loser is cancelled before this returns (an
+    /// upstream must stop on cancellation, as `URLSession`, AsyncHTTPClient and `Task.sleep` do).
+    func withAttemptTimer<T: Sendable>(
+        _ timeout: Duration, started: RoutingInstant, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let clock = self.clock
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await clock.waitUntil(started + timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw UpstreamError(kind: .timeout, message: "no answer within \(timeout) (attempt timer of the gateway)")
+            }
+            return value
         }
     }
 

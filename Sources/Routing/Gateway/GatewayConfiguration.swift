@@ -65,6 +65,9 @@ public struct GatewayConfiguration: Sendable {
     public var modelLimits: [String: RateLimit]
     public var tokenAdmission: TokenAdmission
     public var retry: RetryPolicy
+    /// Retries shared across all requests (nil: each request retries up to its policy alone).
+    /// With a budget, a retry the budget cannot pay for is not made: the request gets its last error.
+    public var retryBudget: RetryBudgetConfiguration?
     public var breaker: CircuitBreakerConfiguration
     public var responseCache: ResponseCacheConfiguration?
     public var semanticCache: SemanticCacheConfiguration?
@@ -81,8 +84,10 @@ public struct GatewayConfiguration: Sendable {
         retry: RetryPolicy = .init(), breaker: CircuitBreakerConfiguration = .init(),
         responseCache: ResponseCacheConfiguration? = nil, semanticCache: SemanticCacheConfiguration? = nil,
         modelRouting: ModelRoutingConfiguration? = nil, estimator: TokenEstimator = .init(),
-        logPrompts: Bool = false, metricsPrefix: String = "inferencekit_gateway"
+        logPrompts: Bool = false, metricsPrefix: String = "inferencekit_gateway",
+        retryBudget: RetryBudgetConfiguration? = nil
     ) {
+        self.retryBudget = retryBudget
         self.models = models
         self.apiKeys = apiKeys
         self.defaultKeyLimit = defaultKeyLimit

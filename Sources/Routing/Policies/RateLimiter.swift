@@ -14,16 +14,27 @@ public struct RateLimit: Sendable, Hashable {
     }
 }
 
-/// A usage quota over fixed periods. Periods are aligned to the clock's origin (process start for
-/// ``SystemRoutingClock``); quota state is in memory and starts afresh when the process restarts.
+/// A usage quota over fixed periods. Quota state is in memory and starts afresh when the process
+/// restarts.
 public struct Quota: Sendable, Hashable {
+    /// Where periods start.
+    public enum Alignment: Sendable, Hashable {
+        /// At the clock's origin (process start for ``SystemRoutingClock``), then every period.
+        case clockOrigin
+        /// At multiples of the period since 1970-01-01 00:00 UTC: a 1-day quota resets at midnight
+        /// UTC, a 1-hour quota on the hour (needs the limiter's `unixTimeAtOrigin`).
+        case utc
+    }
+
     public var period: Duration
     public var maxTokens: Int?
     public var maxRequests: Int?
-    public init(period: Duration, maxTokens: Int? = nil, maxRequests: Int? = nil) {
+    public var alignment: Alignment
+    public init(period: Duration, maxTokens: Int? = nil, maxRequests: Int? = nil, alignment: Alignment = .clockOrigin) {
         self.period = period
         self.maxTokens = maxTokens
         self.maxRequests = maxRequests
+        self.alignment = alignment
     }
 }
 
@@ -81,6 +92,8 @@ public struct RateLimiter: Sendable {
     }
 
     public let admission: TokenAdmission
+    /// The Unix time of the clock's origin, in microseconds (for ``Quota/Alignment/utc``).
+    private let unixMicrosAtOrigin: Int64
     private var entries: [RateLimitScope: Entry] = [:]
     private let keyLimits: [String: RateLimit]
     private let defaultKeyLimit: RateLimit?
@@ -91,11 +104,18 @@ public struct RateLimiter: Sendable {
     ///   - defaultKeyLimit: limits for keys not listed in `keyLimits` (nil: unlimited).
     ///   - modelLimits: limits by public model name, shared by all keys.
     ///   - admission: how tokens/min limits treat estimated prompt sizes.
+    ///   - unixTimeAtOrigin: the wall-clock time (seconds since 1970) of the clock's origin, which
+    ///     places ``Quota/Alignment/utc`` periods (``Gateway`` passes its clock's).
     /// - Throws: ``RoutingError`` (`invalidConfiguration`) for zero, negative or absurd limits.
     public init(
         keyLimits: [String: RateLimit] = [:], defaultKeyLimit: RateLimit? = nil,
-        modelLimits: [String: RateLimit] = [:], admission: TokenAdmission = .optimistic
+        modelLimits: [String: RateLimit] = [:], admission: TokenAdmission = .optimistic,
+        unixTimeAtOrigin: Double = 0
     ) throws(RoutingError) {
+        guard unixTimeAtOrigin.isFinite, (0...1e11).contains(unixTimeAtOrigin) else {
+            throw RoutingError(.invalidConfiguration, "unixTimeAtOrigin must be a time after 1970 (got \(unixTimeAtOrigin))")
+        }
+        self.unixMicrosAtOrigin = Int64((unixTimeAtOrigin * 1_000_000).rounded(.down))
         for (name, limit) in keyLimits { try Self.validate(limit, RateLimitScope.apiKey(name)) }
         if let defaultKeyLimit { try Self.validate(defaultKeyLimit, RateLimitScope.apiKey("*")) }
         for (name, limit) in modelLimits { try Self.validate(limit, RateLimitScope.model(name)) }
@@ -110,8 +130,8 @@ public struct RateLimiter: Sendable {
         if let rpm = limit.requestsPerMinute { _ = try TokenBucket(limit: rpm, per: .seconds(60), now: .origin) }
         if let tpm = limit.tokensPerMinute { _ = try TokenBucket(limit: tpm, per: .seconds(60), now: .origin) }
         if let quota = limit.quota {
-            guard quota.period >= .seconds(1) else {
-                throw RoutingError(.invalidConfiguration, "quota period of \(scope) must be at least 1 s")
+            guard quota.period >= .seconds(1), quota.period <= .seconds(100 * 366 * 86_400) else {
+                throw RoutingError(.invalidConfiguration, "quota period of \(scope) must be between 1 s and 100 years")
             }
             if let max = quota.maxTokens, max <= 0 {
                 throw RoutingError(.invalidConfiguration, "quota maxTokens of \(scope) must be positive")
@@ -137,16 +157,17 @@ public struct RateLimiter: Sendable {
         return Entry(limit: limit, requests: requests, tokens: tokens)
     }
 
-    private static func rollWindow(_ entry: inout Entry, now: RoutingInstant) -> Duration {
+    private func rollWindow(_ entry: inout Entry, now: RoutingInstant) -> Duration {
         guard let quota = entry.limit.quota else { return .zero }
         let periodMicros = max(1, TokenBucket.micros(quota.period))
-        let index = max(0, TokenBucket.micros(now.sinceOrigin)) / periodMicros
+        let offset = quota.alignment == .utc ? unixMicrosAtOrigin : 0
+        let index = (offset + max(0, TokenBucket.micros(now.sinceOrigin))) / periodMicros
         if index != entry.windowIndex {
             entry.windowIndex = index
             entry.windowTokens = 0
             entry.windowRequests = 0
         }
-        let end = RoutingInstant(.microseconds((index + 1) * periodMicros))
+        let end = RoutingInstant(.microseconds((index + 1) * periodMicros - offset))
         return end - now
     }
 
@@ -156,11 +177,11 @@ public struct RateLimiter: Sendable {
         if let apiKey { scopes.append(.apiKey(apiKey)) }
         scopes.append(.model(model))
         var staged: [(RateLimitScope, Entry)] = []
-        let estimate = Int64(max(0, estimatedTokens))
+        let estimate = Int64(min(max(0, estimatedTokens), 1 << 40))
         for scope in scopes {
             guard let limit = limit(for: scope) else { continue }
             var entry = entry(scope, limit, now: now)
-            let resetIn = Self.rollWindow(&entry, now: now)
+            let resetIn = rollWindow(&entry, now: now)
             if let quota = limit.quota {
                 if let max = quota.maxRequests, entry.windowRequests >= Int64(max) {
                     return .quotaExhausted(scope: scope, resetIn: resetIn, what: "\(max) requests per \(quota.period)")
@@ -208,7 +229,7 @@ public struct RateLimiter: Sendable {
 
     /// Corrects the token charge of an admitted request with the tokens it really used.
     public mutating func reconcile(_ ticket: Ticket, actualTokens: Int, now: RoutingInstant) {
-        let delta = Int64(max(0, actualTokens)) - Int64(ticket.chargedTokens)
+        let delta = Int64(min(max(0, actualTokens), 1 << 40)) - Int64(ticket.chargedTokens)
         guard delta != 0 else { return }
         for scope in ticket.scopes {
             guard var entry = entries[scope] else { continue }
@@ -216,7 +237,7 @@ public struct RateLimiter: Sendable {
                 if delta > 0 { bucket.take(delta, now: now) } else { bucket.give(-delta, now: now) }
                 entry.tokens = bucket
             }
-            _ = Self.rollWindow(&entry, now: now)
+            _ = rollWindow(&entry, now: now)
             entry.windowTokens = max(0, entry.windowTokens + delta)
             entries[scope] = entry
         }

@@ -27,6 +27,10 @@ public struct TokenBucket: Sendable, Hashable {
         guard micros >= 1000, micros <= 86_400_000_000 else {
             throw RoutingError(.invalidConfiguration, "rate-limit window \(window) must be between 1 ms and 1 day")
         }
+        // Refill and waits compute up to ±2 capacities: keep 4 × capacity within 63 bits.
+        guard !Int64(limit).multipliedReportingOverflow(by: micros * 4).overflow else {
+            throw RoutingError(.invalidConfiguration, "rate limit \(limit) per \(window) is too large: use a shorter window")
+        }
         self.limit = Int64(limit)
         self.window = window
         self.windowMicros = micros
@@ -59,7 +63,8 @@ public struct TokenBucket: Sendable, Hashable {
     /// The time until the bucket holds at least `tokens` (zero when it already does).
     public mutating func timeUntil(tokens: Int64, now: RoutingInstant) -> Duration {
         refill(now: now)
-        let needed = tokens * windowMicros - level
+        // More than the limit never fits; clamping keeps the product in range.
+        let needed = min(max(0, tokens), limit) * windowMicros - level
         guard needed > 0 else { return .zero }
         return .microseconds((needed + limit - 1) / limit)
     }
@@ -77,14 +82,18 @@ public struct TokenBucket: Sendable, Hashable {
     /// Removes `tokens` (may drive the level into debt; callers check first).
     public mutating func take(_ tokens: Int64, now: RoutingInstant) {
         refill(now: now)
-        level -= tokens * windowMicros
         // Bound the debt to one window so a single huge usage report cannot lock a key out for long.
-        level = max(level, -capacity)
+        // Saturating arithmetic: whatever count a caller (or an upstream's usage report) passes.
+        let (charge, o1) = max(0, tokens).multipliedReportingOverflow(by: windowMicros)
+        let (after, o2) = level.subtractingReportingOverflow(charge)
+        level = o1 || o2 ? -capacity : max(after, -capacity)
     }
 
     /// Returns `tokens` (e.g. an admission estimate above the real usage), capped at the capacity.
     public mutating func give(_ tokens: Int64, now: RoutingInstant) {
         refill(now: now)
-        level = min(capacity, level + tokens * windowMicros)
+        let (credit, o1) = max(0, tokens).multipliedReportingOverflow(by: windowMicros)
+        let (after, o2) = level.addingReportingOverflow(credit)
+        level = o1 || o2 ? capacity : min(capacity, after)
     }
 }

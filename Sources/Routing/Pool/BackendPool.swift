@@ -100,8 +100,9 @@ public struct BackendPool: Sendable {
             guard !backend.id.isEmpty, seen.insert(backend.id).inserted else {
                 throw RoutingError(.invalidConfiguration, "backend id '\(backend.id)' is empty or used twice in a pool")
             }
-            guard backend.weight >= 1 else {
-                throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' weight must be ≥ 1")
+            // Bounded so the smooth weighted round-robin sums cannot overflow.
+            guard (1...1_000_000).contains(backend.weight) else {
+                throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' weight must be between 1 and 1000000")
             }
             if let timeout = backend.attemptTimeout, timeout <= .zero {
                 throw RoutingError(.invalidConfiguration, "backend '\(backend.id)' attemptTimeout must be positive")

@@ -259,6 +259,10 @@ public struct ChatCompletionRequest: Sendable, Hashable, Codable {
     /// The completion-token cap the client asked for (`max_completion_tokens`, else `max_tokens`).
     public var requestedCompletionTokens: Int? { maxCompletionTokens ?? maxTokens }
 
+    /// The largest `max_tokens` / `max_completion_tokens` the gateway accepts (2³⁰): far above any
+    /// context window, and small enough that sums of token counts cannot overflow.
+    public static let maxCompletionTokenLimit = 1 << 30
+
     /// Whether the client asked for server-sent-event streaming.
     public var isStreaming: Bool { stream ?? false }
 
@@ -284,8 +288,13 @@ public struct Usage: Sendable, Hashable, Codable {
     public init(promptTokens: Int, completionTokens: Int, totalTokens: Int? = nil, extra: [String: JSONValue] = [:]) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
-        self.totalTokens = totalTokens ?? (promptTokens + completionTokens)
+        self.totalTokens = totalTokens ?? Self.saturatingSum(promptTokens, completionTokens)
         self.extra = extra
+    }
+
+    static func saturatingSum(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (a < 0 ? .min : .max) : sum
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -299,7 +308,8 @@ public struct Usage: Sendable, Hashable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         promptTokens = try c.decodeIfPresent(Int.self, forKey: .promptTokens) ?? 0
         completionTokens = try c.decodeIfPresent(Int.self, forKey: .completionTokens) ?? 0
-        totalTokens = try c.decodeIfPresent(Int.self, forKey: .totalTokens) ?? (promptTokens + completionTokens)
+        // Counts come from upstreams: an absurd pair must not trap the sum.
+        totalTokens = try c.decodeIfPresent(Int.self, forKey: .totalTokens) ?? Self.saturatingSum(promptTokens, completionTokens)
         extra = try ExtraFields.decode(from: decoder, known: Self.known)
     }
 

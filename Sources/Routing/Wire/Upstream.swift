@@ -2,8 +2,10 @@
 public struct UpstreamCallContext: Sendable, Hashable {
     /// The gateway's request id (send it upstream as `x-request-id` where supported).
     public var requestID: String
-    /// The time this attempt may take, first byte to last. The upstream must give up after it and
-    /// throw ``UpstreamError`` with kind ``UpstreamError/Kind/timeout``. `nil` means no limit.
+    /// The time this attempt may take (for a stream: until its first chunk). The upstream should
+    /// give up after it and throw ``UpstreamError`` with kind ``UpstreamError/Kind/timeout``; the
+    /// ``Gateway`` also runs its own timer and cancels an attempt that outlives it, so an upstream
+    /// must stop promptly on task cancellation. `nil` means no limit.
     public var timeout: Duration?
     /// 1 for the first attempt of a request, 2 for the first retry, …
     public var attempt: Int
@@ -103,8 +105,10 @@ public struct UpstreamError: Error, Sendable, Hashable, CustomStringConvertible 
     /// Reads the wait an upstream asks for from its response headers.
     ///
     /// `retry-after-ms` (Azure OpenAI, milliseconds, may be fractional) wins over `Retry-After`
-    /// (delta-seconds or an HTTP-date, RFC 9110 §10.2.3). Negative, non-numeric or absurd values
-    /// (more than a day) are ignored; a date in the past means zero.
+    /// (delta-seconds or an HTTP-date, RFC 9110 §10.2.3, in any of the three date forms a recipient
+    /// must accept). Only plain decimals are numbers (`12`, `1.5`; not `-1`, `+3`, `1e3`, `0x10`,
+    /// `inf`); other, negative or absurd values (more than a day) are ignored, so a garbage
+    /// `retry-after-ms` falls back to `Retry-After`. A date in the past means zero.
     /// - Parameters:
     ///   - retryAfterMs: the `retry-after-ms` header value, if any.
     ///   - retryAfter: the `Retry-After` header value, if any.
@@ -113,18 +117,29 @@ public struct UpstreamError: Error, Sendable, Hashable, CustomStringConvertible 
         -> Duration?
     {
         let day = 86_400.0
-        if let raw = retryAfterMs?.trimmingSpaces, let ms = Double(raw), ms.isFinite, ms >= 0, ms <= day * 1000 {
+        if let raw = retryAfterMs?.trimmingSpaces, let ms = plainDecimal(raw), ms <= day * 1000 {
             return .milliseconds(Int64(ms.rounded(.up)))
         }
         guard let raw = retryAfter?.trimmingSpaces, !raw.isEmpty else { return nil }
-        if let seconds = Double(raw) {
-            guard seconds.isFinite, seconds >= 0, seconds <= day else { return nil }
+        if raw.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E }) {
+            guard let seconds = plainDecimal(raw), seconds <= day else { return nil }
             return .milliseconds(Int64((seconds * 1000).rounded(.up)))
         }
-        guard let date = HTTPDate.parse(raw) else { return nil }
+        guard nowUnixSeconds.isFinite, let date = HTTPDate.parse(raw) else { return nil }
         let delta = date - nowUnixSeconds
         guard delta <= day else { return nil }
         return delta <= 0 ? .zero : .milliseconds(Int64((delta * 1000).rounded(.up)))
+    }
+
+    /// `digits` or `digits.digits` (at most 30 characters), as a finite non-negative number.
+    static func plainDecimal(_ text: String) -> Double? {
+        let bytes = Array(text.utf8)
+        guard (1...30).contains(bytes.count), bytes.first != 0x2E, bytes.last != 0x2E,
+              bytes.filter({ $0 == 0x2E }).count <= 1,
+              bytes.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E })
+        else { return nil }
+        guard let value = Double(text), value.isFinite else { return nil }
+        return value
     }
 }
 
@@ -137,24 +152,49 @@ extension String {
     }
 }
 
-/// IMF-fixdate parsing (`Sun, 06 Nov 1994 08:49:37 GMT`), the only HTTP-date form senders may produce.
+/// HTTP-date parsing (RFC 9110 §5.6.7): the preferred IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`)
+/// and the two obsolete forms recipients must still accept, RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`)
+/// and asctime (`Sun Nov  6 08:49:37 1994`).
 enum HTTPDate {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    /// Seconds since 1970-01-01T00:00:00Z, or `nil` when `text` is not an IMF-fixdate.
+    /// Seconds since 1970-01-01T00:00:00Z, or `nil` when `text` is not an HTTP-date.
     static func parse(_ text: String) -> Double? {
         let parts = text.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", parts[0].hasSuffix(","),
-              let day = Int(parts[1]), (1...31).contains(day),
-              let monthIndex = months.firstIndex(of: String(parts[2])),
-              let year = Int(parts[3]), (1970...9999).contains(year)
+        let day: Int?, monthName: Substring, year: Int?, time: Substring
+        if parts.count == 6, parts[0].hasSuffix(","), parts[5] == "GMT" {
+            // IMF-fixdate.
+            (day, monthName, year, time) = (Int(parts[1]), parts[2], Int(parts[3]), parts[4])
+        } else if parts.count == 4, parts[0].hasSuffix(","), parts[3] == "GMT" {
+            // RFC 850: two-digit year; 70–99 → 19yy, 00–69 → 20yy (dates before 1970 are not waits anyway).
+            let dmy = parts[1].split(separator: "-")
+            guard dmy.count == 3, dmy[2].count == 2, let yy = Int(dmy[2]) else { return nil }
+            (day, monthName, year, time) = (Int(dmy[0]), dmy[1], yy < 70 ? 2000 + yy : 1900 + yy, parts[2])
+        } else if parts.count == 5, !parts[0].hasSuffix(",") {
+            // asctime.
+            (day, monthName, year, time) = (Int(parts[2]), parts[1], Int(parts[4]), parts[3])
+        } else {
+            return nil
+        }
+        guard let day, let year, (1970...9999).contains(year),
+              let monthIndex = months.firstIndex(of: String(monthName)),
+              (1...daysIn(month: monthIndex + 1, year: year)).contains(day)
         else { return nil }
-        let clock = parts[4].split(separator: ":")
-        guard clock.count == 3, let h = Int(clock[0]), let m = Int(clock[1]), let s = Int(clock[2]),
+        let clock = time.split(separator: ":")
+        guard clock.count == 3, clock.allSatisfy({ $0.count == 2 }),
+              let h = Int(clock[0]), let m = Int(clock[1]), let s = Int(clock[2]),
               (0...23).contains(h), (0...59).contains(m), (0...60).contains(s)
         else { return nil }
         let days = daysFromCivil(year: year, month: monthIndex + 1, day: day)
         return Double(days * 86_400 + h * 3600 + m * 60 + s)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
