@@ -196,3 +196,22 @@ import Testing
         #expect(wild.allSatisfy { $0.promptTokens >= 1 && $0.promptTokens <= 4096 })
     }
 }
+
+@Suite struct KVPoolBoundaryTests {
+    /// The KV cache holds at most prompt + output − 1 tokens (the last output token is emitted, never fed
+    /// back). 8 blocks × 16 tokens = 128 token slots, no watermark: prompt 100 + output 29 peaks at exactly
+    /// 128 and must run; prompt 100 + output 30 peaks at 129 (9 blocks) and can never run.
+    @Test func requestExactlyFillingThePoolRunsOneMoreTokenIsRejected() throws {
+        let kv = KVCacheConfiguration(blockCount: 8, blockSize: 16, maxSequenceLength: 4096)
+        #expect(kv.watermarkBlocks == 0)
+        let reqs = [InferenceRequest(id: 0, arrivalTime: 0, promptTokens: 100, outputTokens: 29),
+                    InferenceRequest(id: 1, arrivalTime: 0.5, promptTokens: 100, outputTokens: 30)]
+        for policy: any BatchingPolicy in [ContinuousBatchingPolicy(), NoBatchingPolicy(), try StaticBatchingPolicy(batchSize: 2)] {
+            let r = try ServingSimulator.run(reqs, configuration: SimulationConfiguration(policy: policy, kv: kv, executionModel: try LinearStepModel.constant(0.01)))
+            #expect(r.records.map(\.id) == [0], "\(policy.name)")
+            #expect(r.records.first?.outputTokens == 29)
+            #expect(r.rejected.map(\.id) == [1] && r.rejected.first?.reason.contains("9 KV blocks") == true, "\(policy.name): \(r.rejected)")
+            #expect(r.finalKVUsage[0].activeBlocks == 0)
+        }
+    }
+}
