@@ -234,6 +234,7 @@ let package = Package(
         .testTarget(
             name: "QuantizationTests",
             dependencies: ["Quantization", "TensorCore"],
+            exclude: ["ASan"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

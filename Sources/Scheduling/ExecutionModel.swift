@@ -204,7 +204,7 @@ public struct LinearStepModel: ExecutionModel, Hashable, Codable {
         var header: (p: Int, d: Int, c: Int?, t: Int, ms: Bool, width: Int)?
         var out: [Sample] = []
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in TraceReader.textLines(text) {
             lineNo += 1
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }

@@ -169,7 +169,7 @@ public struct SimulationSummary: Sendable, Hashable, Codable {
     public var steps: Int
     /// Sequences per step: mean and percentiles over steps.
     public var batchSize: LatencySummary
-    /// Time-weighted mean and peak fraction of KV blocks in use.
+    /// Mean and peak fraction of KV blocks in use over the time-series samples (one at the first event after each sampling interval).
     public var meanKVUsage: Double
     public var peakKVUsage: Double
     /// Fraction of prompt tokens served from the prefix cache.

@@ -84,14 +84,23 @@ public struct InferenceRequest: Sendable, Hashable, Codable {
         self.sharedPrefix = sharedPrefix
     }
 
+    /// The most prompt or output tokens one request may carry (10⁹): far beyond any model's context, and
+    /// small enough that sums of token counts can never overflow `Int`.
+    public static let maximumTokens = 1_000_000_000
+    /// The largest priority magnitude accepted (10⁹).
+    public static let maximumPriorityMagnitude = 1_000_000_000
+
     /// Checks the request's numbers; the simulator calls this for every request before it starts.
     public func validate() throws {
         try requireFinite(arrivalTime, "request \(id) arrival time", nonNegative: true)
-        guard promptTokens >= 1 else {
-            throw SchedulingError(.invalidArgument, "request \(id) has \(promptTokens) prompt tokens; a prompt needs at least 1 token")
+        guard promptTokens >= 1, promptTokens <= Self.maximumTokens else {
+            throw SchedulingError(.invalidArgument, "request \(id) has \(promptTokens) prompt tokens; use 1 … \(Self.maximumTokens)")
         }
-        guard outputTokens >= 1 else {
-            throw SchedulingError(.invalidArgument, "request \(id) asks for \(outputTokens) output tokens; ask for at least 1")
+        guard outputTokens >= 1, outputTokens <= Self.maximumTokens else {
+            throw SchedulingError(.invalidArgument, "request \(id) asks for \(outputTokens) output tokens; ask for 1 … \(Self.maximumTokens)")
+        }
+        guard priority.magnitude <= UInt(Self.maximumPriorityMagnitude) else {
+            throw SchedulingError(.invalidArgument, "request \(id) has priority \(priority); use a value within ±\(Self.maximumPriorityMagnitude)")
         }
         guard sloClass >= 0 else {
             throw SchedulingError(.invalidArgument, "request \(id) has SLO class \(sloClass); classes are numbered from 0")

@@ -52,9 +52,13 @@ public struct RooflineStepModel: ExecutionModel {
 
     /// The KV pool this deployment has: `⌊KV tokens / blockSize⌋` blocks, the model's context as the maximum length.
     public func kvCacheConfiguration(blockSize: Int = 16, hostSwapGiB: Double = 0, enablePrefixCaching: Bool = true) -> KVCacheConfiguration {
-        let blocks = max(1, memory.kvCapacityTokens / blockSize)
-        let hostBlocks = Int(hostSwapGiB * 1_073_741_824 / (memory.kvBytesPerTokenPerGPU * Double(blockSize)))
+        // A block size < 1 is passed through for `KVCacheConfiguration.validate()` to reject; it must not divide by zero here.
+        let perBlock = max(1, blockSize)
+        let blocks = max(1, memory.kvCapacityTokens / perBlock)
+        // NaN, negative or absurd swap sizes must not reach `Int(_:)`, which traps on them.
+        let host = hostSwapGiB * 1_073_741_824 / (memory.kvBytesPerTokenPerGPU * Double(perBlock))
+        let hostBlocks = host.isNaN || host <= 0 ? 0 : Int(min(host, Double(1 << 31)))
         return KVCacheConfiguration(blockCount: blocks, blockSize: blockSize, maxSequenceLength: roofline.model.maxContext,
-                                    enablePrefixCaching: enablePrefixCaching, hostBlockCount: max(0, hostBlocks))
+                                    enablePrefixCaching: enablePrefixCaching, hostBlockCount: hostBlocks)
     }
 }

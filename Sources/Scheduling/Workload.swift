@@ -53,15 +53,16 @@ public enum LengthDistribution: Sendable, Hashable, Codable {
     public static let chatOutput = LengthDistribution.logNormal(median: 250, sigma: 0.8, min: 1, max: 4096)
 
     public func validate(_ what: String) throws {
+        let cap = InferenceRequest.maximumTokens
         switch self {
         case let .constant(n):
-            guard n >= 1 else { throw SchedulingError(.invalidArgument, "\(what) length is \(n); use at least 1 token") }
+            guard n >= 1, n <= cap else { throw SchedulingError(.invalidArgument, "\(what) length is \(n); use 1 … \(cap) tokens") }
         case let .uniform(lo, hi):
-            guard lo >= 1, hi >= lo else { throw SchedulingError(.invalidArgument, "\(what) uniform range \(lo)...\(hi) is empty or below 1 token; use 1 <= min <= max") }
+            guard lo >= 1, hi >= lo, hi <= cap else { throw SchedulingError(.invalidArgument, "\(what) uniform range \(lo)...\(hi) is empty or outside 1 … \(cap) tokens; use 1 <= min <= max <= \(cap)") }
         case let .logNormal(median, sigma, lo, hi):
             try requireFinite(median, "\(what) log-normal median", positive: true)
             try requireFinite(sigma, "\(what) log-normal sigma", nonNegative: true)
-            guard lo >= 1, hi >= lo else { throw SchedulingError(.invalidArgument, "\(what) clamp range \(lo)...\(hi) is empty or below 1 token; use 1 <= min <= max") }
+            guard lo >= 1, hi >= lo, hi <= cap else { throw SchedulingError(.invalidArgument, "\(what) clamp range \(lo)...\(hi) is empty or outside 1 … \(cap) tokens; use 1 <= min <= max <= \(cap)") }
         }
     }
 
@@ -70,8 +71,10 @@ public enum LengthDistribution: Sendable, Hashable, Codable {
         case let .constant(n): return n
         case let .uniform(lo, hi): return lo + rng.index(below: hi - lo + 1)
         case let .logNormal(median, sigma, lo, hi):
-            let x = median * exp(sigma * rng.standardNormal())
-            return Swift.min(hi, Swift.max(lo, Int(x.rounded())))
+            // Clamp in Float64 first: a huge median or sigma gives +inf, which `Int(_:)` would trap on.
+            let x = (median * exp(sigma * rng.standardNormal())).rounded()
+            guard !x.isNaN else { return lo }
+            return Int(Swift.min(Double(hi), Swift.max(Double(lo), x)))
         }
     }
 
@@ -132,8 +135,17 @@ public struct SyntheticWorkload: Sendable, Hashable, Codable {
         }
         try requireFinite(sharedPrefixFraction, "shared-prefix fraction", nonNegative: true)
         guard sharedPrefixFraction <= 1 else { throw SchedulingError.invalid("shared-prefix fraction", sharedPrefixFraction, expected: "a fraction in 0 … 1") }
-        guard sharedPrefixLength >= 0 else { throw SchedulingError(.invalidArgument, "shared-prefix length is \(sharedPrefixLength); use 0 or more tokens") }
-        for w in priorityMix { try requireFinite(w.weight, "priority \(w.priority) weight", positive: true) }
+        guard sharedPrefixLength >= 0, sharedPrefixLength <= InferenceRequest.maximumTokens else {
+            throw SchedulingError(.invalidArgument, "shared-prefix length is \(sharedPrefixLength); use 0 … \(InferenceRequest.maximumTokens) tokens")
+        }
+        for w in priorityMix {
+            try requireFinite(w.weight, "priority \(w.priority) weight", positive: true)
+            guard abs(w.priority) <= InferenceRequest.maximumPriorityMagnitude else {
+                throw SchedulingError(.invalidArgument, "priority \(w.priority) is outside ±\(InferenceRequest.maximumPriorityMagnitude)")
+            }
+        }
+        // The weights are finite each, but their sum must be too.
+        try requireFinite(priorityMix.reduce(0) { $0 + $1.weight }, "sum of the priority weights", nonNegative: true)
     }
 
     /// Generates the requests, sorted by arrival time; the first arrives at t = 0 plus one gap.
@@ -199,7 +211,7 @@ public enum TraceReader {
         var header: (a: Int, p: Int, o: Int, pr: Int?, width: Int)?
         var out: [InferenceRequest] = []
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in textLines(text) {
             lineNo += 1
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -222,14 +234,16 @@ public enum TraceReader {
                 prompt: int(cells[h.p], "prompt tokens", lineNo), output: int(cells[h.o], "output tokens", lineNo),
                 priority: priority, line: lineNo))
         }
-        guard header != nil else { throw SchedulingError(.malformedInput, "the CSV trace is empty; it needs a header line and at least one request") }
+        guard header != nil, !out.isEmpty else {
+            throw SchedulingError(.malformedInput, "the CSV trace is empty; it needs a header line and at least one request")
+        }
         return sorted(out)
     }
 
     public static func parseJSONLines(_ text: String) throws -> [InferenceRequest] {
         var out: [InferenceRequest] = []
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in textLines(text) {
             lineNo += 1
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -250,8 +264,8 @@ public enum TraceReader {
             let p = try number(promptKeys, "prompt tokens")
             let o = try number(outputKeys, "output tokens")
             let pr = lowered["priority"] != nil ? try number(["priority"], "priority") : 0
-            for (v, what) in [(p, "prompt tokens"), (o, "output tokens"), (pr, "priority")] where v != v.rounded() || abs(v) > 1e9 {
-                throw SchedulingError(.malformedInput, "\(what) must be a whole number, got \(v)", line: lineNo)
+            for (v, what) in [(p, "prompt tokens"), (o, "output tokens"), (pr, "priority")] where v != v.rounded() || abs(v) > Double(InferenceRequest.maximumTokens) {
+                throw SchedulingError(.malformedInput, "\(what) must be a whole number of magnitude at most \(InferenceRequest.maximumTokens), got \(v)", line: lineNo)
             }
             var request = try makeRequest(id: out.count, arrival: a, prompt: Int(p), output: Int(o), priority: Int(pr), line: lineNo)
             if let raw = lowered["prompt_token_ids"] {
@@ -286,6 +300,12 @@ public enum TraceReader {
         return nil
     }
 
+    /// Splits on `\n`, `\r\n` and lone `\r`. (`String.split(separator: "\n")` keeps a CRLF file in one
+    /// piece, because `"\r\n"` is a single `Character` that is not equal to `"\n"`.)
+    static func textLines(_ text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+    }
+
     private static func makeRequest(id: Int, arrival: Double, prompt: Int, output: Int, priority: Int, line: Int) throws -> InferenceRequest {
         guard arrival.isFinite, arrival >= 0 else { throw SchedulingError(.malformedInput, "arrival time \(arrival) must be a finite number of seconds >= 0", line: line) }
         guard prompt >= 1 else { throw SchedulingError(.malformedInput, "prompt tokens \(prompt) must be >= 1", line: line) }
@@ -301,6 +321,9 @@ public enum TraceReader {
     private static func int(_ s: String, _ what: String, _ line: Int, allowNegative: Bool = false) throws -> Int {
         guard let v = Int(s) else { throw SchedulingError(.malformedInput, "\(what) '\(s)' is not a whole number", line: line) }
         if !allowNegative && v < 0 { throw SchedulingError(.malformedInput, "\(what) \(v) must not be negative", line: line) }
+        guard v.magnitude <= UInt(InferenceRequest.maximumTokens) else {
+            throw SchedulingError(.malformedInput, "\(what) \(v) is absurd; use at most \(InferenceRequest.maximumTokens) in magnitude", line: line)
+        }
         return v
     }
 

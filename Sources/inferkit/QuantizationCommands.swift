@@ -199,6 +199,13 @@ struct BenchQuant: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Also time the OpenCL q8_0/q4_0 kernels on the first OpenCL device (PoCL on a CPU).") var opencl = true
     @Flag(help: "Print JSON.") var json = false
 
+    /// Zero, negative or absurd sizes would otherwise trap (`Int32(_:)`, a negative allocation, the median of no runs).
+    func validate() throws {
+        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads \(threads): use 1 … 1024") }
+        guard footprintMb >= 1, footprintMb <= 1 << 20 else { throw ValidationError("--footprint-mb \(footprintMb): use 1 … 1,048,576 MB") }
+        guard reps >= 1, reps <= 100_000 else { throw ValidationError("--reps \(reps): use 1 … 100,000") }
+    }
+
     func run() throws {
         if let isa {
             guard let wanted = ISA.allCases.first(where: { $0.name == isa }) else {

@@ -44,14 +44,25 @@ func parseLengthDistribution(_ text: String, _ what: String) throws -> LengthDis
         guard i < args.count, let v = Double(args[i]) else { throw CLIError.usage("--\(what) '\(text)': argument \(i + 1) is missing or not a number") }
         return v
     }
-    switch parts[0] {
+    /// A token count: a whole, finite number (`Int(_:)` traps on NaN, infinity and values beyond `Int`).
+    func whole(_ i: Int) throws -> Int {
+        let v = try num(i)
+        guard v.isFinite, v == v.rounded(), abs(v) <= Double(InferenceRequest.maximumTokens) else {
+            throw CLIError.usage("--\(what) '\(text)': argument \(i + 1) must be a whole number of tokens (1 … \(InferenceRequest.maximumTokens))")
+        }
+        return Int(v)
+    }
+    guard let kind = parts.first else {
+        throw CLIError.usage("--\(what) is empty: use constant:N, uniform:MIN,MAX, lognormal:MEDIAN,SIGMA[,MIN,MAX] or chat")
+    }
+    switch kind {
     case "constant":
-        return .constant(Int(try num(0)))
+        return .constant(try whole(0))
     case "uniform":
-        return .uniform(min: Int(try num(0)), max: Int(try num(1)))
+        return .uniform(min: try whole(0), max: try whole(1))
     case "lognormal":
-        let lo = args.count > 2 ? Int(try num(2)) : 1
-        let hi = args.count > 3 ? Int(try num(3)) : 32_768
+        let lo = args.count > 2 ? try whole(2) : 1
+        let hi = args.count > 3 ? try whole(3) : 32_768
         return .logNormal(median: try num(0), sigma: try num(1), min: lo, max: hi)
     case "chat":
         return what == "prompt" ? .chatPrompt : .chatOutput
@@ -113,7 +124,20 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Longest sequence (default: the model's context).") var maxModelLen: Int?
     @Flag(help: "Disable automatic prefix caching.") var noPrefixCaching = false
 
+    /// Rejects values the KV and roofline set-up would otherwise trap on (division by a zero block
+    /// size, `Int(_:)` of a NaN or huge swap size).
+    func validate() throws {
+        guard blockSize >= 1, blockSize <= 65_536 else { throw CLIError.usage("--block-size \(blockSize): use 1 … 65,536 tokens per KV block") }
+        guard swapGib.isFinite, swapGib >= 0, swapGib <= 1_048_576 else { throw CLIError.usage("--swap-gib \(swapGib): use a finite size in 0 … 1,048,576 GiB") }
+        if let kvBlocks, kvBlocks < 1 || kvBlocks > 1 << 31 { throw CLIError.usage("--kv-blocks \(kvBlocks): use 1 … 2,147,483,648 blocks") }
+        if let maxModelLen, maxModelLen < 1 || maxModelLen > InferenceRequest.maximumTokens {
+            throw CLIError.usage("--max-model-len \(maxModelLen): use 1 … \(InferenceRequest.maximumTokens) tokens")
+        }
+        guard tensorParallel >= 1, tensorParallel <= 1024 else { throw CLIError.usage("--tp \(tensorParallel): use a tensor-parallel degree of 1 … 1024") }
+    }
+
     func build() throws -> (model: any ExecutionModel, kv: KVCacheConfiguration) {
+        try validate()
         if linear != nil || stepTimings != nil {
             let m: LinearStepModel
             if let path = stepTimings {

@@ -1,0 +1,93 @@
+// Bounds check of the quantized kernels under AddressSanitizer, independent of the Swift packer.
+//
+// Every buffer is allocated at exactly the size the layout in CInferenceKitQuantKernels.h documents
+// (no slack), filled with random bytes, and each path (scalar, AVX2, AVX-512 VNNI, as far as this CPU
+// has them) runs over every weight kind, odd row counts (1 … 19: a lone group, a group pair, a tail
+// group), K from 32 to 416 (one block, odd block counts, group-of-64/128 scale sharing), token counts
+// 1 … 13 (full tiles plus tails) and arbitrary [group_begin, group_end) ranges, writing into an output
+// exactly [tokens, rows]. Any read or write outside a buffer aborts with an ASan report.
+//
+//   clang -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+//     -I Sources/CInferenceKitQuantKernels/include Sources/CInferenceKitQuantKernels/kernels.c \
+//     Tests/QuantizationTests/ASan/kernel_bounds.c -lm -o /tmp/kernel_bounds && /tmp/kernel_bounds
+//
+// (Not part of the test target: SwiftPM excludes this directory.)
+#include "CInferenceKitQuantKernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t state = 0x9E3779B97F4A7C15ull;
+static uint64_t next(void) {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void *exact(size_t n) {
+    uint8_t *p = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)next();
+    return p;
+}
+
+// Finite Float16 bits (exponent < 31) so the products stay finite; values do not matter for bounds.
+static uint16_t *f16s(size_t n) {
+    uint16_t *p = malloc(n ? n * 2 : 1);
+    for (size_t i = 0; i < n; i++) p[i] = (uint16_t)(next() & 0xBBFF);
+    return p;
+}
+
+int main(void) {
+    long runs = 0;
+    const int detected = ikq_detected_isa();
+    for (int isa = 0; isa <= detected; isa++) {
+        for (int kind = 0; kind < 5; kind++) {  // 0 Q8_0, 1 INT8 row scales, 2 Q4_0, 3 Q4_1, 4 INT4 asymmetric
+            for (int shift = 0; shift <= (kind >= 2 ? 2 : 0); shift++) {
+                if (kind == 3 && shift) continue;  // Q4_1 has one scale per block
+                for (int64_t rows = 1; rows <= 19; rows += (rows < 9 ? 1 : 2)) {
+                    for (int64_t nb = 1 << shift; nb * 32 <= 416; nb += (1 << shift) * (nb < 4 ? 1 : 3)) {
+                        const int64_t cols = nb * 32, groups = (rows + 7) / 8, nsc = nb >> shift;
+                        const int code8 = kind <= 1;
+                        uint8_t *codes = exact((size_t)(groups * nb * (code8 ? 256 : 128)));
+                        uint16_t *scales = kind == 1 ? NULL : f16s((size_t)(groups * nsc * 8));
+                        float *row_scales = NULL;
+                        if (kind == 1) {
+                            row_scales = malloc((size_t)(groups * 8) * sizeof(float));
+                            for (int64_t i = 0; i < groups * 8; i++) row_scales[i] = (float)(next() % 1000) / 1e5f;
+                        }
+                        uint16_t *mins = kind == 3 ? f16s((size_t)(groups * nb * 8)) : NULL;
+                        uint8_t *zeros = kind == 4 ? exact((size_t)(groups * nsc * 8)) : NULL;
+                        ikq_packed_matrix w = {
+                            .rows = rows, .cols = cols, .code_bits = code8 ? 8 : 4,
+                            .weight_kind = kind <= 1 ? IKQ_WEIGHT_SIGNED8 : kind == 2 ? IKQ_WEIGHT_OFFSET8 : kind == 3 ? IKQ_WEIGHT_MIN : IKQ_WEIGHT_ZERO,
+                            .scale_shift = shift, .codes = codes, .scales = scales, .row_scales = row_scales, .mins = mins, .zeros = zeros,
+                        };
+                        for (int64_t tokens = 1; tokens <= 13; tokens += (tokens < 9 ? 1 : 4)) {
+                            float *x = malloc((size_t)(tokens * cols) * sizeof(float));
+                            for (int64_t i = 0; i < tokens * cols; i++) x[i] = (float)((int64_t)(next() % 2001) - 1000) / 100.0f;
+                            int8_t *q = malloc((size_t)(tokens * cols));
+                            float *d = malloc((size_t)(tokens * nb) * sizeof(float)), *s = malloc((size_t)(tokens * nb) * sizeof(float));
+                            ikq_quantize_activations(x, tokens, cols, q, d, s);
+                            float *out = malloc((size_t)(tokens * rows) * sizeof(float));
+                            // The whole matrix, then a random split into two ranges (odd boundaries included).
+                            ikq_matmul_isa(isa, &w, q, d, s, tokens, out, rows, 0, groups);
+                            const int64_t mid = (int64_t)(next() % (uint64_t)(groups + 1));
+                            ikq_matmul_isa(isa, &w, q, d, s, tokens, out, rows, 0, mid);
+                            ikq_matmul_isa(isa, &w, q, d, s, tokens, out, rows, mid, groups);
+                            runs += 3;
+                            free(x); free(q); free(d); free(s); free(out);
+                        }
+                        free(codes); free(scales); free(row_scales); free(mins); free(zeros);
+                    }
+                }
+            }
+        }
+    }
+    char probe[1000];
+    memset(probe, 1, sizeof probe);
+    const uint64_t sum = ikq_read_bandwidth_probe(probe, 999);  // a length that is not a multiple of 8 or 128
+    printf("kernel_bounds: %ld kernel calls on paths 0…%d (probe %llx): no out-of-bounds access\n", runs, detected, (unsigned long long)sum);
+    return 0;
+}
