@@ -20,6 +20,9 @@
 #define IKC_CHUNK 64
 /// Query rows per group (the score block lives on the stack: IKC_ROWS × IKC_CHUNK floats).
 #define IKC_ROWS 8
+/// How many keys ahead the vector paths prefetch K and V into L2 (64 KiB ahead at D = 128): the V pass
+/// and the chunk turnover break the pure sequential stream that the hardware prefetchers follow on their own.
+#define IKC_PREFETCH_KEYS 128
 
 static const float ikc_log2e = 1.4426950408889634f;
 
@@ -142,6 +145,10 @@ IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows,
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+        {
+            const char *pv = (const char *)(k0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(k0 + (IKC_PREFETCH_KEYS + 4) * d);
+            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
+        }
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -216,18 +223,49 @@ IKC_T512 static void ikc_softmax_avx512(float *s, int nvis, int ntot, float m_ol
     *sum = _mm512_reduce_add_ps(vs);
 }
 
-/// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4 (so the accumulators stay in registers).
+/// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time: the four V rows
+/// are read across their whole width (nearly sequential, which the hardware prefetchers follow) and each
+/// accumulator load/store is shared by four FMAs.
 IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(const float *p, const float *v, int64_t d, int n,
                                                                           float *acc, const int R) {
-    for (int64_t c = 0; c < d; c += 16) {
-        const __mmask16 mk = ikc_mask16(d - c);
-        __m512 a[4];
-        for (int r = 0; r < R; r++) a[r] = _mm512_maskz_loadu_ps(mk, acc + r * d + c);
-        for (int j = 0; j < n; j++) {
-            const __m512 x = _mm512_maskz_loadu_ps(mk, v + (int64_t)j * d + c);
-            for (int r = 0; r < R; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * IKC_CHUNK + j]), x, a[r]);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
+        {
+            const char *pv = (const char *)(v0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(v0 + (IKC_PREFETCH_KEYS + 4) * d);
+            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
         }
-        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(acc + r * d + c, mk, a[r]);
+        __m512 w0[4], w1[4], w2[4], w3[4];
+        for (int r = 0; r < R; r++) {
+            w0[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j]);
+            w1[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 1]);
+            w2[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 2]);
+            w3[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 3]);
+        }
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 mk = ikc_mask16(d - c);
+            const __m512 x0 = _mm512_maskz_loadu_ps(mk, v0 + c), x1 = _mm512_maskz_loadu_ps(mk, v1 + c);
+            const __m512 x2 = _mm512_maskz_loadu_ps(mk, v2 + c), x3 = _mm512_maskz_loadu_ps(mk, v3 + c);
+            for (int r = 0; r < R; r++) {
+                __m512 a = _mm512_maskz_loadu_ps(mk, acc + r * d + c);
+                a = _mm512_fmadd_ps(w0[r], x0, a);
+                a = _mm512_fmadd_ps(w1[r], x1, a);
+                a = _mm512_fmadd_ps(w2[r], x2, a);
+                a = _mm512_fmadd_ps(w3[r], x3, a);
+                _mm512_mask_storeu_ps(acc + r * d + c, mk, a);
+            }
+        }
+    }
+    for (; j < n; j++) {
+        const float *vj = v + (int64_t)j * d;
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 mk = ikc_mask16(d - c);
+            const __m512 x = _mm512_maskz_loadu_ps(mk, vj + c);
+            for (int r = 0; r < R; r++) {
+                const __m512 a = _mm512_maskz_loadu_ps(mk, acc + r * d + c);
+                _mm512_mask_storeu_ps(acc + r * d + c, mk, _mm512_fmadd_ps(_mm512_set1_ps(p[r * IKC_CHUNK + j]), x, a));
+            }
+        }
     }
 }
 
