@@ -138,36 +138,46 @@ IKC_T512 static inline __m128 ikc_hsum4_512(__m512 a0, __m512 a1, __m512 a2, __m
     return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
 }
 
-IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
-    const int64_t full = d & ~(int64_t)15;
-    const __mmask16 tm = ikc_mask16(d - full);
+/// Scores of R ≤ 4 rows (a constant, so the 4·R accumulators stay in registers) against keys k0…k3:
+/// each K vector is loaded once for all R rows and each Q vector once for the four keys.
+IKC_T512 __attribute__((always_inline)) static inline void ikc_scores4_512(const float *q, const float *k0, int64_t d,
+                                                                         float alpha, float *s, const int R) {
+    const float *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+    __m512 a0[4], a1[4], a2[4], a3[4];
+    for (int r = 0; r < R; r++) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+        const __mmask16 mk = ikc_mask16(d - c);
+        const __m512 y0 = _mm512_maskz_loadu_ps(mk, k0 + c), y1 = _mm512_maskz_loadu_ps(mk, k1 + c);
+        const __m512 y2 = _mm512_maskz_loadu_ps(mk, k2 + c), y3 = _mm512_maskz_loadu_ps(mk, k3 + c);
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_maskz_loadu_ps(mk, q + r * d + c);
+            a0[r] = _mm512_fmadd_ps(x, y0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(x, y1, a1[r]);
+            a2[r] = _mm512_fmadd_ps(x, y2, a2[r]);
+            a3[r] = _mm512_fmadd_ps(x, y3, a3[r]);
+        }
+    }
     const __m128 va = _mm_set1_ps(alpha);
+    for (int r = 0; r < R; r++) _mm_storeu_ps(s + r * IKC_CHUNK, _mm_mul_ps(va, ikc_hsum4_512(a0[r], a1[r], a2[r], a3[r])));
+}
+
+IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
     int j = 0;
     for (; j + 4 <= n; j += 4) {
-        const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+        const float *k0 = k + (int64_t)j * d;
         {
             const char *pv = (const char *)(k0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(k0 + (IKC_PREFETCH_KEYS + 4) * d);
             for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
         }
-        for (int r = 0; r < rows; r++) {
-            const float *qr = q + (int64_t)r * d;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            int64_t c = 0;
-            for (; c < full; c += 16) {
-                const __m512 x = _mm512_loadu_ps(qr + c);
-                a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k0 + c), a0);
-                a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k1 + c), a1);
-                a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k2 + c), a2);
-                a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k3 + c), a3);
+        for (int r0 = 0; r0 < rows; r0 += 4) {
+            const float *qr = q + (int64_t)r0 * d;
+            float *sr = s + r0 * IKC_CHUNK + j;
+            switch (rows - r0) {
+            case 1: ikc_scores4_512(qr, k0, d, alpha, sr, 1); break;
+            case 2: ikc_scores4_512(qr, k0, d, alpha, sr, 2); break;
+            case 3: ikc_scores4_512(qr, k0, d, alpha, sr, 3); break;
+            default: ikc_scores4_512(qr, k0, d, alpha, sr, 4); break;
             }
-            if (c < d) {
-                const __m512 x = _mm512_maskz_loadu_ps(tm, qr + c);
-                a0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tm, k0 + c), a0);
-                a1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tm, k1 + c), a1);
-                a2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tm, k2 + c), a2);
-                a3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tm, k3 + c), a3);
-            }
-            _mm_storeu_ps(s + r * IKC_CHUNK + j, _mm_mul_ps(va, ikc_hsum4_512(a0, a1, a2, a3)));
         }
     }
     for (; j < n; j++) {
