@@ -121,7 +121,8 @@ extension BLASBackend {
                                     let run: @Sendable (Int) -> Void = { task in
                                         decodeTask(plan, task, io, visible, isa)
                                     }
-                                    if workers > 1 && plan.taskCount > 1 {
+                                    // `.blasThreads` means "no parallel blocks"; the kernel has no BLAS call, so it runs on one thread.
+                                    if workers > 1 && plan.taskCount > 1 && configuration.attentionThreading == .blocks {
                                         let next = Atomic<Int>(0)
                                         DispatchQueue.concurrentPerform(iterations: min(workers, plan.taskCount)) { _ in
                                             while true {
