@@ -333,6 +333,10 @@ IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, i
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+        {
+            const char *pv = (const char *)(k0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(k0 + (IKC_PREFETCH_KEYS + 4) * d);
+            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
+        }
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -406,28 +410,61 @@ IKC_T256 static void ikc_softmax_avx2(float *s, int nvis, int ntot, float m_old,
     *sum = ikc_hsum_256(vs);
 }
 
+/// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time (as the AVX-512 path).
 IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(const float *p, const float *v, int64_t d, int n,
                                                                           float *acc, const int R) {
     const int64_t full = d & ~(int64_t)7;
-    int64_t c = 0;
-    for (; c < full; c += 8) {
-        __m256 a[4];
-        for (int r = 0; r < R; r++) a[r] = _mm256_loadu_ps(acc + r * d + c);
-        for (int j = 0; j < n; j++) {
-            const __m256 x = _mm256_loadu_ps(v + (int64_t)j * d + c);
-            for (int r = 0; r < R; r++) a[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, a[r]);
+    const __m256i tm = ikc_mask8(d - full);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
+        {
+            const char *pv = (const char *)(v0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(v0 + (IKC_PREFETCH_KEYS + 4) * d);
+            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
         }
-        for (int r = 0; r < R; r++) _mm256_storeu_ps(acc + r * d + c, a[r]);
+        float w[4][4];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < 4; t++) w[r][t] = p[r * IKC_CHUNK + j + t];
+        int64_t c = 0;
+        for (; c < full; c += 8) {
+            const __m256 x0 = _mm256_loadu_ps(v0 + c), x1 = _mm256_loadu_ps(v1 + c);
+            const __m256 x2 = _mm256_loadu_ps(v2 + c), x3 = _mm256_loadu_ps(v3 + c);
+            for (int r = 0; r < R; r++) {
+                __m256 a = _mm256_loadu_ps(acc + r * d + c);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][0]), x0, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][1]), x1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][2]), x2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][3]), x3, a);
+                _mm256_storeu_ps(acc + r * d + c, a);
+            }
+        }
+        if (c < d) {
+            const __m256 x0 = _mm256_maskload_ps(v0 + c, tm), x1 = _mm256_maskload_ps(v1 + c, tm);
+            const __m256 x2 = _mm256_maskload_ps(v2 + c, tm), x3 = _mm256_maskload_ps(v3 + c, tm);
+            for (int r = 0; r < R; r++) {
+                __m256 a = _mm256_maskload_ps(acc + r * d + c, tm);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][0]), x0, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][1]), x1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][2]), x2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][3]), x3, a);
+                _mm256_maskstore_ps(acc + r * d + c, tm, a);
+            }
+        }
     }
-    if (c < d) {
-        const __m256i mk = ikc_mask8(d - c);
-        __m256 a[4];
-        for (int r = 0; r < R; r++) a[r] = _mm256_maskload_ps(acc + r * d + c, mk);
-        for (int j = 0; j < n; j++) {
-            const __m256 x = _mm256_maskload_ps(v + (int64_t)j * d + c, mk);
-            for (int r = 0; r < R; r++) a[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, a[r]);
+    for (; j < n; j++) {
+        const float *vj = v + (int64_t)j * d;
+        int64_t c = 0;
+        for (; c < full; c += 8) {
+            const __m256 x = _mm256_loadu_ps(vj + c);
+            for (int r = 0; r < R; r++)
+                _mm256_storeu_ps(acc + r * d + c, _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, _mm256_loadu_ps(acc + r * d + c)));
         }
-        for (int r = 0; r < R; r++) _mm256_maskstore_ps(acc + r * d + c, mk, a[r]);
+        if (c < d) {
+            const __m256 x = _mm256_maskload_ps(vj + c, tm);
+            for (int r = 0; r < R; r++)
+                _mm256_maskstore_ps(acc + r * d + c, tm,
+                                    _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, _mm256_maskload_ps(acc + r * d + c, tm)));
+        }
     }
 }
 
