@@ -26,6 +26,14 @@
 
 static const float ikc_log2e = 1.4426950408889634f;
 
+/// Prefetches (into L2) the four rows IKC_PREFETCH_KEYS rows past `row`. The addresses may lie past the
+/// cache's end (x86 prefetches never fault); they are formed as integers so no out-of-bounds pointer exists.
+static inline void ikc_prefetch_ahead(const float *row, int64_t d) {
+    const uintptr_t bytes = (uintptr_t)(4 * d) * sizeof(float);
+    const uintptr_t first = (uintptr_t)row + (uintptr_t)(IKC_PREFETCH_KEYS * d) * sizeof(float);
+    for (uintptr_t a = 0; a < bytes; a += 64) __builtin_prefetch((const void *)(first + a), 0, 2);
+}
+
 // MARK: - Dispatch
 
 static int ikc_isa = -1;
@@ -165,10 +173,7 @@ IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows,
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * d;
-        {
-            const char *pv = (const char *)(k0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(k0 + (IKC_PREFETCH_KEYS + 4) * d);
-            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
-        }
+        ikc_prefetch_ahead(k0, d);
         for (int r0 = 0; r0 < rows; r0 += 4) {
             const float *qr = q + (int64_t)r0 * d;
             float *sr = s + r0 * IKC_CHUNK + j;
@@ -241,10 +246,7 @@ IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(cons
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
-        {
-            const char *pv = (const char *)(v0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(v0 + (IKC_PREFETCH_KEYS + 4) * d);
-            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
-        }
+        ikc_prefetch_ahead(v0, d);
         __m512 w0[4], w1[4], w2[4], w3[4];
         for (int r = 0; r < R; r++) {
             w0[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j]);
@@ -333,10 +335,7 @@ IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, i
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
-        {
-            const char *pv = (const char *)(k0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(k0 + (IKC_PREFETCH_KEYS + 4) * d);
-            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
-        }
+        ikc_prefetch_ahead(k0, d);
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -418,10 +417,7 @@ IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(cons
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
-        {
-            const char *pv = (const char *)(v0 + IKC_PREFETCH_KEYS * d), *pe = (const char *)(v0 + (IKC_PREFETCH_KEYS + 4) * d);
-            for (; pv < pe; pv += 64) __builtin_prefetch(pv, 0, 2);
-        }
+        ikc_prefetch_ahead(v0, d);
         float w[4][4];
         for (int r = 0; r < R; r++)
             for (int t = 0; t < 4; t++) w[r][t] = p[r * IKC_CHUNK + j + t];
