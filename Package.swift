@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "TensorCore", swiftSettings: swiftSettings),
         .target(
             name: "TensorCoreBLAS",
-            dependencies: ["TensorCore", "CInferenceKitBLAS"],
+            dependencies: ["TensorCore", "CInferenceKitBLAS", "CInferenceKitCPUKernels"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -63,6 +63,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Quantized CPU kernels: plain C, per-function target attributes + run-time CPU dispatch (no build flags).
+        .target(name: "CInferenceKitCPUKernels", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "CInferenceKitQuantKernels", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "Quantization", dependencies: ["TensorCore", "CInferenceKitQuantKernels"], swiftSettings: swiftSettings),
         // Quantized OpenCL kernels live apart so Quantization itself never links OpenCL.

@@ -88,6 +88,10 @@ extension BLASBackend {
         let g = try AttentionGeometry(query: query.shape, key: key.shape, value: value.shape, causal: causal, scale: scale)
         try Self.checkBLASRange("attention", [g.queryLength * g.groupSize, g.keyLength, g.headDim],
                                 shapes: "query \(query.shape), key \(key.shape)")
+        if Self.usesDecodeKernel(g) {
+            // Few query rows per KV head: GEMMs that thin run far from peak, so stream K and V once instead.
+            return runDecodeAttention(g, query, key, value)
+        }
         let workers = workerCount
         let plan = AttentionPlan(g, configuration: configuration, workers: workers)
         let parallel = configuration.attentionThreading == .blocks && workers > 1 && plan.blockCount > 1

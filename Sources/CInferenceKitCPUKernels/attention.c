@@ -1,0 +1,573 @@
+// Decode-shaped attention on the CPU: a few query rows (the query heads that share one KV head,
+// times a few positions) against a long key/value cache. The work is one streaming pass over K and
+// one over V, so the kernel is written to read each byte of K and V once, for all rows together,
+// in chunks of IKC_CHUNK keys: scores for the chunk (every row against the same K rows, still in
+// L1), an online-softmax update per row (running max and sum, in log2 units so the exponential is
+// exp2), then the chunk of V accumulated into every row's output.
+#include "CInferenceKitCPUKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define IKC_X86 1
+#include <immintrin.h>
+#else
+#define IKC_X86 0
+#endif
+
+/// Keys per chunk: the chunk's K (and V) rows stay in L1/L2 while every row group uses them.
+#define IKC_CHUNK 64
+/// Query rows per group (the score block lives on the stack: IKC_ROWS × IKC_CHUNK floats).
+#define IKC_ROWS 8
+/// How many keys ahead the vector paths prefetch K and V into L2 (64 KiB ahead at D = 128): the V pass
+/// and the chunk turnover break the pure sequential stream that the hardware prefetchers follow on their own.
+#define IKC_PREFETCH_KEYS 128
+
+static const float ikc_log2e = 1.4426950408889634f;
+
+/// Prefetches (into L2) the four rows IKC_PREFETCH_KEYS rows past `row`. The addresses may lie past the
+/// cache's end (x86 prefetches never fault); they are formed as integers so no out-of-bounds pointer exists.
+static inline void ikc_prefetch_ahead(const float *row, int64_t d) {
+    const uintptr_t bytes = (uintptr_t)(4 * d) * sizeof(float);
+    const uintptr_t first = (uintptr_t)row + (uintptr_t)(IKC_PREFETCH_KEYS * d) * sizeof(float);
+    for (uintptr_t a = 0; a < bytes; a += 64) __builtin_prefetch((const void *)(first + a), 0, 2);
+}
+
+// MARK: - Dispatch
+
+static int ikc_isa = -1;
+
+int ikc_detected_isa(void) {
+#if IKC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return IKC_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return IKC_ISA_AVX2;
+#endif
+    return IKC_ISA_SCALAR;
+}
+
+int ikc_active_isa(void) {
+    int isa = __atomic_load_n(&ikc_isa, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = ikc_detected_isa();
+        __atomic_store_n(&ikc_isa, isa, __ATOMIC_RELAXED);
+    }
+    return isa;
+}
+
+int ikc_set_isa(int isa) {
+    const int best = ikc_detected_isa();
+    if (isa > best) isa = best;
+    if (isa < 0) isa = IKC_ISA_SCALAR;
+    __atomic_store_n(&ikc_isa, isa, __ATOMIC_RELAXED);
+    return isa;
+}
+
+/// The three per-chunk steps, one set per instruction-set path.
+typedef struct ikc_ops {
+    /// s[r·IKC_CHUNK + j] = alpha · ⟨q[r], k[j]⟩ for r < rows, j < n.
+    void (*scores)(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s);
+    /// Max over s[0..<nvis] with m_old, then s[j] = 2^(s[j] − m_new) for j < nvis and 0 for nvis ≤ j < ntot.
+    void (*softmax)(float *s, int nvis, int ntot, float m_old, float *m_new, float *sum);
+    /// acc[r] += Σ_j p[r·IKC_CHUNK + j] · v[j] for r < rows, j < n.
+    void (*accumulate)(const float *p, const float *v, int rows, int64_t d, int n, float *acc);
+} ikc_ops;
+
+// MARK: - Scalar
+
+static void ikc_scores_scalar(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (int64_t)j * d;
+        for (int r = 0; r < rows; r++) {
+            const float *qr = q + (int64_t)r * d;
+            float a = 0;
+            for (int64_t c = 0; c < d; c++) a += qr[c] * kj[c];
+            s[r * IKC_CHUNK + j] = alpha * a;
+        }
+    }
+}
+
+static void ikc_softmax_scalar(float *s, int nvis, int ntot, float m_old, float *m_new, float *sum) {
+    float mx = m_old;
+    for (int j = 0; j < nvis; j++) mx = s[j] > mx ? s[j] : mx;
+    float total = 0;
+    for (int j = 0; j < nvis; j++) {
+        s[j] = exp2f(s[j] - mx);
+        total += s[j];
+    }
+    for (int j = nvis; j < ntot; j++) s[j] = 0;
+    *m_new = mx;
+    *sum = total;
+}
+
+static void ikc_accumulate_scalar(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+    for (int j = 0; j < n; j++) {
+        const float *vj = v + (int64_t)j * d;
+        for (int r = 0; r < rows; r++) {
+            const float w = p[r * IKC_CHUNK + j];
+            if (w == 0) continue;
+            float *ar = acc + (int64_t)r * d;
+            for (int64_t c = 0; c < d; c++) ar[c] += w * vj[c];
+        }
+    }
+}
+
+static const ikc_ops ikc_ops_scalar = {ikc_scores_scalar, ikc_softmax_scalar, ikc_accumulate_scalar};
+
+// Coefficients of 2^f = e^(f·ln2) = Σ (ln2)^i/i! · f^i, |f| ≤ 0.5: the first omitted term,
+// (ln2)^7/7! · 0.5^7 ≈ 1.2e-7, bounds the relative error.
+#define IKC_C1 0.6931471805599453f
+#define IKC_C2 0.2402265069591007f
+#define IKC_C3 0.0555041086648216f
+#define IKC_C4 0.0096181291076285f
+#define IKC_C5 0.0013333558146428f
+#define IKC_C6 0.0001540353039338f
+
+#if IKC_X86
+
+// MARK: - AVX-512F
+
+#define IKC_T512 __attribute__((target("avx512f")))
+
+IKC_T512 static inline __mmask16 ikc_mask16(int64_t count) {
+    return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
+}
+
+/// Lane i of the result = the sum of all lanes of a_i.
+IKC_T512 static inline __m128 ikc_hsum4_512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 lo = _mm512_castps512_ps256(u);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1));
+    const __m256 y = _mm256_add_ps(lo, hi);
+    return _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
+}
+
+/// Scores of R ≤ 4 rows (a constant, so the 4·R accumulators stay in registers) against keys k0…k3:
+/// each K vector is loaded once for all R rows and each Q vector once for the four keys.
+IKC_T512 __attribute__((always_inline)) static inline void ikc_scores4_512(const float *q, const float *k0, int64_t d,
+                                                                         float alpha, float *s, const int R) {
+    const float *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+    __m512 a0[4], a1[4], a2[4], a3[4];
+    for (int r = 0; r < R; r++) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+        const __mmask16 mk = ikc_mask16(d - c);
+        const __m512 y0 = _mm512_maskz_loadu_ps(mk, k0 + c), y1 = _mm512_maskz_loadu_ps(mk, k1 + c);
+        const __m512 y2 = _mm512_maskz_loadu_ps(mk, k2 + c), y3 = _mm512_maskz_loadu_ps(mk, k3 + c);
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_maskz_loadu_ps(mk, q + r * d + c);
+            a0[r] = _mm512_fmadd_ps(x, y0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(x, y1, a1[r]);
+            a2[r] = _mm512_fmadd_ps(x, y2, a2[r]);
+            a3[r] = _mm512_fmadd_ps(x, y3, a3[r]);
+        }
+    }
+    const __m128 va = _mm_set1_ps(alpha);
+    for (int r = 0; r < R; r++) _mm_storeu_ps(s + r * IKC_CHUNK, _mm_mul_ps(va, ikc_hsum4_512(a0[r], a1[r], a2[r], a3[r])));
+}
+
+IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *k0 = k + (int64_t)j * d;
+        ikc_prefetch_ahead(k0, d);
+        for (int r0 = 0; r0 < rows; r0 += 4) {
+            const float *qr = q + (int64_t)r0 * d;
+            float *sr = s + r0 * IKC_CHUNK + j;
+            switch (rows - r0) {
+            case 1: ikc_scores4_512(qr, k0, d, alpha, sr, 1); break;
+            case 2: ikc_scores4_512(qr, k0, d, alpha, sr, 2); break;
+            case 3: ikc_scores4_512(qr, k0, d, alpha, sr, 3); break;
+            default: ikc_scores4_512(qr, k0, d, alpha, sr, 4); break;
+            }
+        }
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (int64_t)j * d;
+        for (int r = 0; r < rows; r++) {
+            const float *qr = q + (int64_t)r * d;
+            __m512 a = _mm512_setzero_ps();
+            for (int64_t c = 0; c < d; c += 16) {
+                const __mmask16 mk = ikc_mask16(d - c);
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, qr + c), _mm512_maskz_loadu_ps(mk, kj + c), a);
+            }
+            s[r * IKC_CHUNK + j] = alpha * _mm512_reduce_add_ps(a);
+        }
+    }
+}
+
+/// 2^x for x ≤ 0 (clamped to [−126, 126]).
+IKC_T512 static inline __m512 ikc_exp2_512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(126.0f));
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(IKC_C6);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(IKC_C5));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(IKC_C4));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(IKC_C3));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(IKC_C2));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(IKC_C1));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+IKC_T512 static void ikc_softmax_avx512(float *s, int nvis, int ntot, float m_old, float *m_new, float *sum) {
+    __m512 vm = _mm512_set1_ps(m_old);
+    int j = 0;
+    for (; j + 16 <= nvis; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+    if (j < nvis) vm = _mm512_mask_max_ps(vm, ikc_mask16(nvis - j), vm, _mm512_maskz_loadu_ps(ikc_mask16(nvis - j), s + j));
+    const float mx = _mm512_reduce_max_ps(vm);
+    const __m512 vx = _mm512_set1_ps(mx);
+    __m512 vs = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= nvis; j += 16) {
+        const __m512 p = ikc_exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vx));
+        _mm512_storeu_ps(s + j, p);
+        vs = _mm512_add_ps(vs, p);
+    }
+    if (j < nvis) {
+        const __mmask16 mk = ikc_mask16(nvis - j);
+        const __m512 p = ikc_exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), vx));
+        _mm512_mask_storeu_ps(s + j, mk, p);
+        vs = _mm512_mask_add_ps(vs, mk, vs, p);
+    }
+    for (j = nvis; j < ntot; j++) s[j] = 0;
+    *m_new = mx;
+    *sum = _mm512_reduce_add_ps(vs);
+}
+
+/// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time: the four V rows
+/// are read across their whole width (nearly sequential, which the hardware prefetchers follow) and each
+/// accumulator load/store is shared by four FMAs.
+IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(const float *p, const float *v, int64_t d, int n,
+                                                                          float *acc, const int R) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
+        ikc_prefetch_ahead(v0, d);
+        __m512 w0[4], w1[4], w2[4], w3[4];
+        for (int r = 0; r < R; r++) {
+            w0[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j]);
+            w1[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 1]);
+            w2[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 2]);
+            w3[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j + 3]);
+        }
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 mk = ikc_mask16(d - c);
+            const __m512 x0 = _mm512_maskz_loadu_ps(mk, v0 + c), x1 = _mm512_maskz_loadu_ps(mk, v1 + c);
+            const __m512 x2 = _mm512_maskz_loadu_ps(mk, v2 + c), x3 = _mm512_maskz_loadu_ps(mk, v3 + c);
+            for (int r = 0; r < R; r++) {
+                __m512 a = _mm512_maskz_loadu_ps(mk, acc + r * d + c);
+                a = _mm512_fmadd_ps(w0[r], x0, a);
+                a = _mm512_fmadd_ps(w1[r], x1, a);
+                a = _mm512_fmadd_ps(w2[r], x2, a);
+                a = _mm512_fmadd_ps(w3[r], x3, a);
+                _mm512_mask_storeu_ps(acc + r * d + c, mk, a);
+            }
+        }
+    }
+    for (; j < n; j++) {
+        const float *vj = v + (int64_t)j * d;
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 mk = ikc_mask16(d - c);
+            const __m512 x = _mm512_maskz_loadu_ps(mk, vj + c);
+            for (int r = 0; r < R; r++) {
+                const __m512 a = _mm512_maskz_loadu_ps(mk, acc + r * d + c);
+                _mm512_mask_storeu_ps(acc + r * d + c, mk, _mm512_fmadd_ps(_mm512_set1_ps(p[r * IKC_CHUNK + j]), x, a));
+            }
+        }
+    }
+}
+
+IKC_T512 static void ikc_accumulate_avx512(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        const float *pr = p + r0 * IKC_CHUNK;
+        float *ar = acc + (int64_t)r0 * d;
+        switch (rows - r0) {
+        case 1: ikc_acc_rows_512(pr, v, d, n, ar, 1); break;
+        case 2: ikc_acc_rows_512(pr, v, d, n, ar, 2); break;
+        case 3: ikc_acc_rows_512(pr, v, d, n, ar, 3); break;
+        default: ikc_acc_rows_512(pr, v, d, n, ar, 4); break;
+        }
+    }
+}
+
+static const ikc_ops ikc_ops_avx512 = {ikc_scores_avx512, ikc_softmax_avx512, ikc_accumulate_avx512};
+
+// MARK: - AVX2 + FMA
+
+#define IKC_T256 __attribute__((target("avx2,fma")))
+
+/// Lanes i < count set (count clamped to 0…8).
+IKC_T256 static inline __m256i ikc_mask8(int64_t count) {
+    const int c = count >= 8 ? 8 : (int)count;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+IKC_T256 static inline __m128 ikc_hsum4_256(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    const __m256 t0 = _mm256_add_ps(_mm256_unpacklo_ps(a0, a1), _mm256_unpackhi_ps(a0, a1));
+    const __m256 t1 = _mm256_add_ps(_mm256_unpacklo_ps(a2, a3), _mm256_unpackhi_ps(a2, a3));
+    const __m256 u = _mm256_add_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+}
+
+IKC_T256 static inline float ikc_hsum_256(__m256 a) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+    return _mm_cvtss_f32(x);
+}
+
+IKC_T256 static inline float ikc_hmax_256(__m256 a) {
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
+    return _mm_cvtss_f32(x);
+}
+
+IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+    const int64_t full = d & ~(int64_t)7;
+    const __m256i tm = ikc_mask8(d - full);
+    const __m128 va = _mm_set1_ps(alpha);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+        ikc_prefetch_ahead(k0, d);
+        for (int r = 0; r < rows; r++) {
+            const float *qr = q + (int64_t)r * d;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int64_t c = 0;
+            for (; c < full; c += 8) {
+                const __m256 x = _mm256_loadu_ps(qr + c);
+                a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + c), a0);
+                a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + c), a1);
+                a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + c), a2);
+                a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + c), a3);
+            }
+            if (c < d) {
+                const __m256 x = _mm256_maskload_ps(qr + c, tm);
+                a0 = _mm256_fmadd_ps(x, _mm256_maskload_ps(k0 + c, tm), a0);
+                a1 = _mm256_fmadd_ps(x, _mm256_maskload_ps(k1 + c, tm), a1);
+                a2 = _mm256_fmadd_ps(x, _mm256_maskload_ps(k2 + c, tm), a2);
+                a3 = _mm256_fmadd_ps(x, _mm256_maskload_ps(k3 + c, tm), a3);
+            }
+            _mm_storeu_ps(s + r * IKC_CHUNK + j, _mm_mul_ps(va, ikc_hsum4_256(a0, a1, a2, a3)));
+        }
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (int64_t)j * d;
+        for (int r = 0; r < rows; r++) {
+            const float *qr = q + (int64_t)r * d;
+            __m256 a = _mm256_setzero_ps();
+            int64_t c = 0;
+            for (; c < full; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qr + c), _mm256_loadu_ps(kj + c), a);
+            if (c < d) a = _mm256_fmadd_ps(_mm256_maskload_ps(qr + c, tm), _mm256_maskload_ps(kj + c, tm), a);
+            s[r * IKC_CHUNK + j] = alpha * ikc_hsum_256(a);
+        }
+    }
+}
+
+IKC_T256 static inline __m256 ikc_exp2_256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(126.0f));
+    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(x, n);
+    __m256 p = _mm256_set1_ps(IKC_C6);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(IKC_C5));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(IKC_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(IKC_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(IKC_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(IKC_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+IKC_T256 static void ikc_softmax_avx2(float *s, int nvis, int ntot, float m_old, float *m_new, float *sum) {
+    __m256 vm = _mm256_set1_ps(m_old);
+    int j = 0;
+    for (; j + 8 <= nvis; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+    float mx = ikc_hmax_256(vm);
+    for (; j < nvis; j++) mx = s[j] > mx ? s[j] : mx;
+    const __m256 vx = _mm256_set1_ps(mx);
+    __m256 vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= nvis; j += 8) {
+        const __m256 p = ikc_exp2_256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vx));
+        _mm256_storeu_ps(s + j, p);
+        vs = _mm256_add_ps(vs, p);
+    }
+    if (j < nvis) {
+        const __m256i mk = ikc_mask8(nvis - j);
+        const __m256 p = _mm256_and_ps(ikc_exp2_256(_mm256_sub_ps(_mm256_maskload_ps(s + j, mk), vx)), _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(s + j, mk, p);
+        vs = _mm256_add_ps(vs, p);
+    }
+    for (j = nvis; j < ntot; j++) s[j] = 0;
+    *m_new = mx;
+    *sum = ikc_hsum_256(vs);
+}
+
+/// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time (as the AVX-512 path).
+IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(const float *p, const float *v, int64_t d, int n,
+                                                                          float *acc, const int R) {
+    const int64_t full = d & ~(int64_t)7;
+    const __m256i tm = ikc_mask8(d - full);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
+        ikc_prefetch_ahead(v0, d);
+        float w[4][4];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < 4; t++) w[r][t] = p[r * IKC_CHUNK + j + t];
+        int64_t c = 0;
+        for (; c < full; c += 8) {
+            const __m256 x0 = _mm256_loadu_ps(v0 + c), x1 = _mm256_loadu_ps(v1 + c);
+            const __m256 x2 = _mm256_loadu_ps(v2 + c), x3 = _mm256_loadu_ps(v3 + c);
+            for (int r = 0; r < R; r++) {
+                __m256 a = _mm256_loadu_ps(acc + r * d + c);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][0]), x0, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][1]), x1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][2]), x2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][3]), x3, a);
+                _mm256_storeu_ps(acc + r * d + c, a);
+            }
+        }
+        if (c < d) {
+            const __m256 x0 = _mm256_maskload_ps(v0 + c, tm), x1 = _mm256_maskload_ps(v1 + c, tm);
+            const __m256 x2 = _mm256_maskload_ps(v2 + c, tm), x3 = _mm256_maskload_ps(v3 + c, tm);
+            for (int r = 0; r < R; r++) {
+                __m256 a = _mm256_maskload_ps(acc + r * d + c, tm);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][0]), x0, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][1]), x1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][2]), x2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][3]), x3, a);
+                _mm256_maskstore_ps(acc + r * d + c, tm, a);
+            }
+        }
+    }
+    for (; j < n; j++) {
+        const float *vj = v + (int64_t)j * d;
+        int64_t c = 0;
+        for (; c < full; c += 8) {
+            const __m256 x = _mm256_loadu_ps(vj + c);
+            for (int r = 0; r < R; r++)
+                _mm256_storeu_ps(acc + r * d + c, _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, _mm256_loadu_ps(acc + r * d + c)));
+        }
+        if (c < d) {
+            const __m256 x = _mm256_maskload_ps(vj + c, tm);
+            for (int r = 0; r < R; r++)
+                _mm256_maskstore_ps(acc + r * d + c, tm,
+                                    _mm256_fmadd_ps(_mm256_set1_ps(p[r * IKC_CHUNK + j]), x, _mm256_maskload_ps(acc + r * d + c, tm)));
+        }
+    }
+}
+
+IKC_T256 static void ikc_accumulate_avx2(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        const float *pr = p + r0 * IKC_CHUNK;
+        float *ar = acc + (int64_t)r0 * d;
+        switch (rows - r0) {
+        case 1: ikc_acc_rows_256(pr, v, d, n, ar, 1); break;
+        case 2: ikc_acc_rows_256(pr, v, d, n, ar, 2); break;
+        case 3: ikc_acc_rows_256(pr, v, d, n, ar, 3); break;
+        default: ikc_acc_rows_256(pr, v, d, n, ar, 4); break;
+        }
+    }
+}
+
+static const ikc_ops ikc_ops_avx2 = {ikc_scores_avx2, ikc_softmax_avx2, ikc_accumulate_avx2};
+
+#endif  // IKC_X86
+
+// MARK: - Driver
+
+static void ikc_partial(const ikc_ops *ops, const float *q, const float *k, const float *v, int64_t rows, int64_t d,
+                        int64_t key_begin, int64_t key_end, const int64_t *visible, float scale, float *m, float *l,
+                        float *acc) {
+    const float alpha = scale * ikc_log2e;
+    for (int64_t r = 0; r < rows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+    }
+    if (rows > 0 && d > 0) memset(acc, 0, (size_t)(rows * d) * sizeof(float));
+    float s[IKC_ROWS * IKC_CHUNK] __attribute__((aligned(64)));
+    for (int64_t j0 = key_begin; j0 < key_end; j0 += IKC_CHUNK) {
+        const int kc = key_end - j0 < IKC_CHUNK ? (int)(key_end - j0) : IKC_CHUNK;
+        for (int64_t r0 = 0; r0 < rows; r0 += IKC_ROWS) {
+            const int R = rows - r0 < IKC_ROWS ? (int)(rows - r0) : IKC_ROWS;
+            int nv[IKC_ROWS];
+            int nmax = 0;
+            for (int r = 0; r < R; r++) {
+                int64_t n = visible ? visible[r0 + r] - j0 : kc;
+                n = n < 0 ? 0 : (n > kc ? kc : n);
+                nv[r] = (int)n;
+                nmax = nv[r] > nmax ? nv[r] : nmax;
+            }
+            if (nmax == 0) continue;
+            ops->scores(q + r0 * d, k + j0 * d, R, d, nmax, alpha, s);
+            for (int r = 0; r < R; r++) {
+                float *sr = s + r * IKC_CHUNK;
+                if (nv[r] == 0) {
+                    memset(sr, 0, (size_t)nmax * sizeof(float));
+                    continue;
+                }
+                const float m_old = m[r0 + r];
+                float m_new, sum;
+                ops->softmax(sr, nv[r], nmax, m_old, &m_new, &sum);
+                if (m_old == -INFINITY) {
+                    l[r0 + r] = sum;
+                } else {
+                    const float corr = exp2f(m_old - m_new);
+                    l[r0 + r] = l[r0 + r] * corr + sum;
+                    if (corr != 1.0f) {
+                        float *ar = acc + (r0 + r) * d;
+                        for (int64_t c = 0; c < d; c++) ar[c] *= corr;
+                    }
+                }
+                m[r0 + r] = m_new;
+            }
+            ops->accumulate(s, v + j0 * d, R, d, nmax, acc + r0 * d);
+        }
+    }
+}
+
+void ikc_attention_partial_isa(int isa, const float *q, const float *k, const float *v, int64_t rows, int64_t d,
+                               int64_t key_begin, int64_t key_end, const int64_t *visible, float scale, float *m,
+                               float *l, float *acc) {
+    if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
+    const ikc_ops *ops = &ikc_ops_scalar;
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
+    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
+#endif
+    ikc_partial(ops, q, k, v, rows, d, key_begin, key_end, visible, scale, m, l, acc);
+}
+
+void ikc_attention_partial(const float *q, const float *k, const float *v, int64_t rows, int64_t d, int64_t key_begin,
+                           int64_t key_end, const int64_t *visible, float scale, float *m, float *l, float *acc) {
+    ikc_attention_partial_isa(ikc_active_isa(), q, k, v, rows, d, key_begin, key_end, visible, scale, m, l, acc);
+}
+
+void ikc_attention_merge(int64_t parts, int64_t rows, int64_t d, const float *m, const float *l, const float *acc,
+                         float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < parts; p++) mx = m[p * rows + r] > mx ? m[p * rows + r] : mx;
+        float *o = out + r * d;
+        for (int64_t c = 0; c < d; c++) o[c] = 0;
+        if (mx == -INFINITY) continue;
+        float total = 0;
+        for (int64_t p = 0; p < parts; p++) {
+            const float mp = m[p * rows + r];
+            if (mp == -INFINITY) continue;
+            const float w = exp2f(mp - mx);
+            total += w * l[p * rows + r];
+            const float *a = acc + (p * rows + r) * d;
+            for (int64_t c = 0; c < d; c++) o[c] += w * a[c];
+        }
+        const float inv = 1.0f / total;
+        for (int64_t c = 0; c < d; c++) o[c] *= inv;
+    }
+}
