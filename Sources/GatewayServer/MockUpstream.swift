@@ -419,6 +419,10 @@ public final class MockUpstream: Sendable {
             let encoder = JSONEncoder()
             for index in 0..<completion {
                 if index >= cutAfter {
+                    // Give the chunks already handed to the writer time to reach the socket, so the
+                    // cut lands after them as in a real mid-stream drop (closing at once can discard
+                    // writes still queued in the response writer when the machine is busy).
+                    try? await Task.sleep(for: .milliseconds(50))
                     channel.close(promise: nil)
                     throw MockConnectionDropped()
                 }
