@@ -406,15 +406,7 @@ public final class Gateway: Sendable {
         // Caches (keyed by the public model the client asked for).
         let lookup = await cacheLookup(request, admitted: admitted)
         if let hit = lookup.hit {
-            let now = clock.now
-            state.withLock {
-                $0.limiter.reconcile(admitted.ticket, actualTokens: 0, now: now)
-                $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
-                                 promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
-                $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", lookup.kindLabel)])
-                $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
-                                                        ("backend", "cache"), ("outcome", "ok")])
-            }
+            let now = recordCacheHit(admitted, kind: lookup.kindLabel)
             var response = hit
             response.id = "chatcmpl-" + admitted.requestID
             observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
@@ -500,6 +492,22 @@ public final class Gateway: Sendable {
             default: return "none"
             }
         }
+    }
+
+    /// Accounts a request answered from a cache (JSON or streamed): no upstream tokens, the
+    /// admission estimate returned to the limiter, and the cache-hit and request counters.
+    /// Returns the time of the answer.
+    func recordCacheHit(_ admitted: Admitted, kind: String) -> RoutingInstant {
+        let now = clock.now
+        state.withLock {
+            $0.limiter.reconcile(admitted.ticket, actualTokens: 0, now: now)
+            $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
+                             promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
+            $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", kind)])
+            $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
+                                                    ("backend", "cache"), ("outcome", "ok")])
+        }
+        return now
     }
 
     func cacheLookup(_ request: ChatCompletionRequest, admitted: Admitted) async -> CacheLookup {

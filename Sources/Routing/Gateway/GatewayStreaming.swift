@@ -31,15 +31,7 @@ extension Gateway {
         let wantsUsage = request.streamOptions?.includeUsage ?? false
         let lookup = await cacheLookup(request, admitted: admitted)
         if let hit = lookup.hit {
-            let now = clock.now
-            state.withLock {
-                $0.limiter.reconcile(admitted.ticket, actualTokens: 0, now: now)
-                $0.ledger.record(UsageKey(apiKeyID: admitted.keyID, model: admitted.chain[0], backend: "cache"),
-                                 promptTokens: 0, completionTokens: 0, cost: 0, failed: false)
-                $0.metrics.increment("cache_hits_total", [("model", admitted.chain[0]), ("kind", lookup.kindLabel)])
-                $0.metrics.increment("requests_total", [("api_key", admitted.keyID), ("model", admitted.chain[0]),
-                                                        ("backend", "cache"), ("outcome", "ok")])
-            }
+            let now = recordCacheHit(admitted, kind: lookup.kindLabel)
             observer?(.answered(requestID: admitted.requestID, error: nil, at: now))
             let id = "chatcmpl-" + admitted.requestID
             var chunks = [ChatCompletionChunk(
