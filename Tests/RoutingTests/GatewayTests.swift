@@ -222,6 +222,9 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         #expect(sampled.response.text == "answer 1")  // exact cache has no temperature limit by default…
         _ = sampled
         #expect(h.upstreams["a"]!.callCount == 2)
+        // The two cache answers are accounted under the "cache" backend with no tokens.
+        let cached = gateway.usage().sum(backend: "cache")
+        #expect(cached.requests == 2 && cached.promptTokens == 0 && cached.completionTokens == 0 && cached.failures == 0)
     }
 
     @Test func usageAndCostPerBackend() async throws {
@@ -380,6 +383,10 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
         for try await chunk in stream.chunks { text += chunk.choices.compactMap(\.delta.content).joined() }
         #expect(text == "cached words")
         #expect(h.upstreams["a"]!.callCount == 1)
+        // The streamed replay is accounted like a JSON cache hit: one request on the "cache" backend.
+        let cached = gateway.usage().sum(backend: "cache")
+        #expect(cached.requests == 1 && cached.completionTokens == 0)
+        #expect(gateway.usage().sum().requests == 2)
     }
 }
 
