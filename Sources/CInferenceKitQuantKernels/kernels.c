@@ -22,7 +22,21 @@ static uint64_t ikq_xgetbv(void) {
 }
 #endif
 
+static int ikq_detect_isa_uncached(void);
+
+// CPUID and XGETBV exit to the hypervisor in a virtual machine (about 11 µs per call measured on this
+// project's KVM guests), so the answer is computed once.
 int ikq_detected_isa(void) {
+    static int detected = -1;
+    int isa = __atomic_load_n(&detected, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = ikq_detect_isa_uncached();
+        __atomic_store_n(&detected, isa, __ATOMIC_RELAXED);
+    }
+    return isa;
+}
+
+static int ikq_detect_isa_uncached(void) {
 #if IKQ_X86
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return IKQ_ISA_SCALAR;
@@ -60,6 +74,11 @@ int ikq_set_isa(int isa) {
 
 // MARK: - Helpers
 
+/// Bytes the decode kernels (and the prefetching bandwidth probe) prefetch ahead of their loads.
+#ifndef IKQ_DECODE_AHEAD
+#define IKQ_DECODE_AHEAD 4096
+#endif
+
 static inline float ikq_f16_to_f32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
@@ -80,6 +99,17 @@ static inline float ikq_f16_to_f32(uint16_t h) {
     float f;
     memcpy(&f, &bits, 4);
     return f;
+}
+
+/// The 32-byte chunk 0 of block b of row group g: groups are stored in pairs (2p, 2p + 1), block by
+/// block, each 64-byte chunk holding group 2p's 32 bytes then group 2p + 1's (see the header).
+static inline const uint8_t *ikq_group_block(const ikq_packed_matrix *w, int64_t g, int64_t nb, int64_t b, int64_t block_bytes) {
+    return w->codes + ((g >> 1) * nb + b) * 2 * block_bytes + 32 * (g & 1);
+}
+
+/// Index of row 0 of group g in a per-(pair, i) side array of 16 entries (scales, mins, zeros), n entries per pair.
+static inline int64_t ikq_side_index(int64_t g, int64_t n, int64_t i) {
+    return ((g >> 1) * n + i) * 16 + (g & 1) * 8;
 }
 
 static inline int32_t ikq_load_i32(const int8_t *p) {
@@ -167,30 +197,30 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
         for (int64_t t = 0; t < tokens; t++) {
             float acc[8] = {0};
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *c = w->codes + (g * nb + b) * block_bytes;
+                const uint8_t *c = ikq_group_block(w, g, nb, b, block_bytes);
                 const int8_t *x = q + t * K + b * 32;
                 int32_t dot[8] = {0};
                 for (int r = 0; r < 8; r++) {
                     if (w->code_bits == 8) {
                         for (int j = 0; j < 8; j++)
-                            for (int u = 0; u < 4; u++) dot[r] += (int32_t)(int8_t)(c[j * 32 + r * 4 + u] ^ 0x80) * x[4 * j + u];
+                            for (int u = 0; u < 4; u++) dot[r] += (int32_t)(int8_t)(c[j * 64 + r * 4 + u] ^ 0x80) * x[4 * j + u];
                     } else {
                         for (int j = 0; j < 4; j++)
                             for (int u = 0; u < 4; u++) {
-                                const uint8_t v = c[j * 32 + r * 4 + u];
+                                const uint8_t v = c[j * 64 + r * 4 + u];
                                 dot[r] += (int32_t)(v & 0x0F) * x[8 * j + u] + (int32_t)(v >> 4) * x[8 * j + 4 + u];
                             }
                     }
                 }
                 const float dx = d[t * nb + b], sx = s[t * nb + b];
-                const int64_t si = (g * nsc + (b >> w->scale_shift)) * 8;
+                const int64_t si = ikq_side_index(g, nsc, b >> w->scale_shift);
                 for (int r = 0; r < 8; r++) {
                     const float sc = w->row_scales ? w->row_scales[g * 8 + r] : ikq_f16_to_f32(w->scales[si + r]);
                     float f = (float)dot[r];
                     switch (w->weight_kind) {
                     case IKQ_WEIGHT_OFFSET8: f -= 8.0f * sx; break;
                     case IKQ_WEIGHT_ZERO: f -= (float)w->zeros[si + r] * sx; break;
-                    case IKQ_WEIGHT_MIN: acc[r] += ikq_f16_to_f32(w->mins[(g * nb + b) * 8 + r]) * dx * sx; break;
+                    case IKQ_WEIGHT_MIN: acc[r] += ikq_f16_to_f32(w->mins[ikq_side_index(g, nb, b) + r]) * dx * sx; break;
                     default: break;
                     }
                     acc[r] += sc * dx * f;
@@ -220,12 +250,12 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
     __m256 rs = _mm256_setzero_ps();                                                                                    \
     if (w->row_scales) rs = _mm256_loadu_ps(w->row_scales + g * 8);                                                     \
     for (int64_t b = 0; b < nb; b++) {                                                                                  \
-        const uint8_t *cb = w->codes + (g * nb + b) * block_bytes;                                                      \
+        const uint8_t *cb = ikq_group_block(w, g, nb, b, block_bytes);                                                  \
         __m256i ia[TT];                                                                                                 \
         for (int c = 0; c < TT; c++) ia[c] = _mm256_setzero_si256();                                                    \
         if (CODE8) {                                                                                                    \
             for (int j = 0; j < 8; j++) {                                                                               \
-                const __m256i wv = _mm256_loadu_si256((const __m256i *)(cb + 32 * j));                                  \
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(cb + 64 * j));                                  \
                 for (int c = 0; c < TT; c++) {                                                                          \
                     const __m256i xv = _mm256_set1_epi32(ikq_load_i32(q + (t0 + c) * K + b * 32 + 4 * j));              \
                     DOT8(ia[c], wv, xv);                                                                                \
@@ -233,7 +263,7 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
             }                                                                                                           \
         } else {                                                                                                        \
             for (int j = 0; j < 4; j++) {                                                                               \
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(cb + 32 * j));                                   \
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(cb + 64 * j));                                   \
                 const __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);       \
                 for (int c = 0; c < TT; c++) {                                                                          \
                     const int8_t *xp = q + (t0 + c) * K + b * 32 + 8 * j;                                               \
@@ -242,12 +272,12 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
                 }                                                                                                       \
             }                                                                                                           \
         }                                                                                                               \
-        const int64_t si = (g * nsc + (b >> w->scale_shift)) * 8;                                                       \
+        const int64_t si = ikq_side_index(g, nsc, b >> w->scale_shift);                                                 \
         const __m256 sv = w->row_scales ? rs : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w->scales + si)));    \
         __m256 zv = _mm256_setzero_ps(), mv = _mm256_setzero_ps();                                                      \
         if (KIND == IKQ_WEIGHT_ZERO)                                                                                    \
             zv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->zeros + si))));           \
-        if (KIND == IKQ_WEIGHT_MIN) mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w->mins + (g * nb + b) * 8))); \
+        if (KIND == IKQ_WEIGHT_MIN) mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w->mins + ikq_side_index(g, nb, b)))); \
         const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? (OFFSET8BIT) : 0.0f;      \
         for (int c = 0; c < TT; c++) {                                                                                  \
             const float dx = d[(t0 + c) * nb + b], sx = s[(t0 + c) * nb + b];                                           \
@@ -284,9 +314,6 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
         IKQ_KERNEL_BODY(DOT8, DOT4, OFF)                                                                                \
     }
 
-#ifndef IKQ_PREFETCH_AHEAD
-#define IKQ_PREFETCH_AHEAD 2048
-#endif
 #define IKQ_VNNI_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 #define IKQ_AVX2_TARGET "avx2,fma,f16c"
 
@@ -320,33 +347,25 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
     const int64_t K = w->cols, nb = K / 32, nsc = nb >> w->scale_shift;
     const int64_t block_bytes = CODE8 ? 256 : 128;
     const __m512i nib = _mm512_set1_epi8(0x0F);
-    const uint8_t *c0 = w->codes + g * nb * block_bytes, *c1 = c0 + nb * block_bytes;
+    const uint8_t *pair = w->codes + (g >> 1) * nb * 2 * block_bytes;  // g is even here
     __m512 acc[TT];
     for (int c = 0; c < TT; c++) acc[c] = _mm512_setzero_ps();
     __m512 rs = _mm512_setzero_ps();
     if (w->row_scales) rs = _mm512_loadu_ps(w->row_scales + g * 8);
     const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? 128.0f : 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p0 = c0 + b * block_bytes, *p1 = c1 + b * block_bytes;
-        if (TT == 1) {  // decode streams the weights once: prefetch both row groups ~1 KB ahead
-            for (int64_t o = 0; o < block_bytes; o += 64) {
-                _mm_prefetch((const char *)(p0 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
-                _mm_prefetch((const char *)(p1 + IKQ_PREFETCH_AHEAD + o), _MM_HINT_T0);
-            }
-        }
+        const uint8_t *pb = pair + b * 2 * block_bytes;
         __m512i ia[TT];
         for (int c = 0; c < TT; c++) ia[c] = _mm512_setzero_si512();
         if (CODE8) {
             for (int j = 0; j < 8; j++) {
-                const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
-                                                      _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
+                const __m512i wv = _mm512_loadu_si512(pb + 64 * j);
                 for (int c = 0; c < TT; c++)
                     ia[c] = _mm512_dpbusd_epi32(ia[c], wv, _mm512_set1_epi32(ikq_load_i32(q + (t0 + c) * K + b * 32 + 4 * j)));
             }
         } else {
             for (int j = 0; j < 4; j++) {
-                const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 32 * j))),
-                                                     _mm256_loadu_si256((const __m256i *)(p1 + 32 * j)), 1);
+                const __m512i v = _mm512_loadu_si512(pb + 64 * j);
                 const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
                 for (int c = 0; c < TT; c++) {
                     const int8_t *xp = q + (t0 + c) * K + b * 32 + 8 * j;
@@ -355,20 +374,17 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
                 }
             }
         }
-        const int64_t si0 = (g * nsc + (b >> w->scale_shift)) * 8, si1 = si0 + nsc * 8;
+        const int64_t si = ikq_side_index(g, nsc, b >> w->scale_shift);
         __m512 sv = rs;
         if (!w->row_scales)
-            sv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->scales + si0))),
-                                                         _mm_loadu_si128((const __m128i *)(w->scales + si1)), 1));
+            sv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w->scales + si)));
         __m512 zv = _mm512_setzero_ps(), mv = _mm512_setzero_ps();
         if (KIND == IKQ_WEIGHT_ZERO) {
-            const __m128i z = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(w->zeros + si0)), _mm_loadl_epi64((const __m128i *)(w->zeros + si1)));
+            const __m128i z = _mm_loadu_si128((const __m128i *)(w->zeros + si));
             zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z));
         }
         if (KIND == IKQ_WEIGHT_MIN) {
-            const int64_t mi0 = (g * nb + b) * 8, mi1 = mi0 + nb * 8;
-            mv = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w->mins + mi0))),
-                                                         _mm_loadu_si128((const __m128i *)(w->mins + mi1)), 1));
+            mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w->mins + ikq_side_index(g, nb, b))));
         }
         for (int c = 0; c < TT; c++) {
             const float dx = d[(t0 + c) * nb + b], sx = s[(t0 + c) * nb + b];
@@ -387,10 +403,108 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
     }
 }
 
+// Decode (one token) on AVX-512 VNNI: a pair of 8-row groups per ZMM, read as one 64-byte load per
+// chunk from the pair-interleaved layout, so each thread streams one contiguous run of codes (plus one
+// of scales). Specialised per format at compile time, two independent int32 dot-product chains per
+// block, and non-temporal software prefetches running ahead of the hardware prefetcher.
+__attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static inline void ikq_decode_pairs_vnni(
+    const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, float *out, int64_t g0, int64_t g1,
+    const int CODE8, const int KIND, const int ROWSCALE) {
+    const int64_t nb = w->cols / 32;
+    const int shift = w->scale_shift;
+    const int64_t nsc = nb >> shift, bb = CODE8 ? 256 : 128;
+    const uint8_t *zeros = w->zeros;
+    const uint16_t *scales = w->scales, *mins = w->mins;
+    const float *row_scales = w->row_scales;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    const float offset = KIND == IKQ_WEIGHT_OFFSET8 ? 8.0f : KIND == IKQ_WEIGHT_SIGNED8 ? 128.0f : 0.0f;
+    for (int64_t g = g0; g + 2 <= g1; g += 2) {  // g is even
+        const uint8_t *pair = w->codes + (g >> 1) * nb * 2 * bb;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *pb = pair + b * 2 * bb;
+            for (int64_t o = 0; o < 2 * bb; o += 64) _mm_prefetch((const char *)(pb + IKQ_DECODE_AHEAD + o), _MM_HINT_NTA);
+            const int8_t *xb = q + b * 32;
+            __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+            if (CODE8) {
+                for (int j = 0; j < 8; j += 2) {
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(pb + 64 * j), _mm512_set1_epi32(ikq_load_i32(xb + 4 * j)));
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(pb + 64 * j + 64), _mm512_set1_epi32(ikq_load_i32(xb + 4 * j + 4)));
+                }
+            } else {
+                for (int j = 0; j < 4; j++) {
+                    const __m512i v = _mm512_loadu_si512(pb + 64 * j);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, nib), _mm512_set1_epi32(ikq_load_i32(xb + 8 * j)));
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), _mm512_set1_epi32(ikq_load_i32(xb + 8 * j + 4)));
+                }
+            }
+            const float dx = d[b], sx = s[b];
+            __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1));
+            const int64_t si = ikq_side_index(g, nsc, b >> shift);
+            if (KIND == IKQ_WEIGHT_ZERO) {
+                const __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(zeros + si))));
+                f = _mm512_fnmadd_ps(zv, _mm512_set1_ps(sx), f);
+            } else if (offset != 0.0f) {
+                f = _mm512_sub_ps(f, _mm512_set1_ps(offset * sx));
+            }
+            if (KIND == IKQ_WEIGHT_MIN) {
+                const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mins + ikq_side_index(g, nb, b))));
+                acc = _mm512_fmadd_ps(mv, _mm512_set1_ps(dx * sx), acc);
+            }
+            if (ROWSCALE) {
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(dx), f, acc);
+            } else {
+                const __m512 sv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + si)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sv, _mm512_set1_ps(dx)), f, acc);
+            }
+        }
+        if (ROWSCALE) acc = _mm512_mul_ps(acc, _mm512_loadu_ps(row_scales + g * 8));
+        const int64_t valid = w->rows - g * 8 < 16 ? w->rows - g * 8 : 16;
+        if (valid == 16) {
+            _mm512_storeu_ps(out + g * 8, acc);
+        } else {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, acc);
+            for (int r = 0; r < valid; r++) out[g * 8 + r] = tmp[r];
+        }
+    }
+}
+
+#define IKQ_DECODE_VARIANT(NAME, CODE8, KIND, ROWSCALE)                                                                  \
+    __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((noinline)) static void NAME(const ikq_packed_matrix *w,    \
+        const int8_t *q, const float *d, const float *s, float *out, int64_t g0, int64_t g1) {                           \
+        ikq_decode_pairs_vnni(w, q, d, s, out, g0, g1, CODE8, KIND, ROWSCALE);                                           \
+    }
+IKQ_DECODE_VARIANT(ikq_decode_q8_vnni, 1, IKQ_WEIGHT_SIGNED8, 0)
+IKQ_DECODE_VARIANT(ikq_decode_i8_vnni, 1, IKQ_WEIGHT_SIGNED8, 1)
+IKQ_DECODE_VARIANT(ikq_decode_q4_vnni, 0, IKQ_WEIGHT_OFFSET8, 0)
+IKQ_DECODE_VARIANT(ikq_decode_q4min_vnni, 0, IKQ_WEIGHT_MIN, 0)
+IKQ_DECODE_VARIANT(ikq_decode_q4zero_vnni, 0, IKQ_WEIGHT_ZERO, 0)
+
+// Decode over groups [g0, g1) (g0 even): pairs through the specialised kernels, an odd last group through the 256-bit tile.
+__attribute__((target(IKQ_VNNI_TARGET))) static void ikq_decode_vnni(const ikq_packed_matrix *w, const int8_t *q, const float *d,
+    const float *s, float *out, int64_t g0, int64_t g1, const int CODE8, const int KIND) {
+    const int64_t pairs_end = g0 + ((g1 - g0) & ~(int64_t)1);
+    if (CODE8) {
+        if (w->row_scales) ikq_decode_i8_vnni(w, q, d, s, out, g0, pairs_end);
+        else ikq_decode_q8_vnni(w, q, d, s, out, g0, pairs_end);
+    } else if (KIND == IKQ_WEIGHT_OFFSET8) ikq_decode_q4_vnni(w, q, d, s, out, g0, pairs_end);
+    else if (KIND == IKQ_WEIGHT_MIN) ikq_decode_q4min_vnni(w, q, d, s, out, g0, pairs_end);
+    else ikq_decode_q4zero_vnni(w, q, d, s, out, g0, pairs_end);
+    if (pairs_end < g1) ikq_tile_vnni(w, q, d, s, out, 0, pairs_end, 0, 1, CODE8, KIND);
+}
+
 __attribute__((target(IKQ_VNNI_TARGET))) static void ikq_matmul_vnni_spec(const ikq_packed_matrix *w, const int8_t *q,
     const float *d, const float *s, int64_t tokens, float *out, int64_t os, int64_t g0, int64_t g1, const int CODE8, const int KIND) {
     // Pairs of groups in ZMM registers: 8 tokens at a time, then the remaining tokens one by one
     // (decode is the T = 1 case); an odd last group uses the 256-bit tile.
+    if (g0 < g1 && (g0 & 1)) {  // an odd first group has no partner in its pair here: 256-bit tile
+        int64_t t = 0;
+        for (; t + 6 <= tokens; t += 6) ikq_tile_vnni(w, q, d, s, out, os, g0, t, 6, CODE8, KIND);
+        for (; t < tokens; t++) ikq_tile_vnni(w, q, d, s, out, os, g0, t, 1, CODE8, KIND);
+        g0++;
+    }
+    if (tokens == 1) { ikq_decode_vnni(w, q, d, s, out, g0, g1, CODE8, KIND); return; }
     const int TILE = 8;
     int64_t g = g0;
     for (; g + 2 <= g1; g += 2) {
@@ -437,10 +551,15 @@ void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const 
 // kernels do and measures the memory system, not instruction throughput.
 
 #if IKQ_X86
-__attribute__((target("avx2"))) static uint64_t ikq_probe_avx2(const uint8_t *p, size_t bytes) {
+__attribute__((target("avx2"))) __attribute__((always_inline)) static inline uint64_t ikq_probe_avx2_body(const uint8_t *p, size_t bytes,
+                                                                                                          const int PREFETCH) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 128 <= bytes; i += 128) {
+        if (PREFETCH) {  // the same non-temporal prefetch distance as the decode kernels
+            _mm_prefetch((const char *)(p + i + IKQ_DECODE_AHEAD), _MM_HINT_NTA);
+            _mm_prefetch((const char *)(p + i + IKQ_DECODE_AHEAD + 64), _MM_HINT_NTA);
+        }
         a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
         a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
         a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
@@ -453,7 +572,16 @@ __attribute__((target("avx2"))) static uint64_t ikq_probe_avx2(const uint8_t *p,
     for (; i < bytes; i++) sum += p[i];
     return sum;
 }
+__attribute__((target("avx2"))) static uint64_t ikq_probe_avx2(const uint8_t *p, size_t bytes) { return ikq_probe_avx2_body(p, bytes, 0); }
+__attribute__((target("avx2"))) static uint64_t ikq_probe_avx2_prefetching(const uint8_t *p, size_t bytes) { return ikq_probe_avx2_body(p, bytes, 1); }
 #endif
+
+uint64_t ikq_read_bandwidth_probe_prefetching(const void *p, size_t bytes) {
+#if IKQ_X86
+    if (ikq_detected_isa() >= IKQ_ISA_AVX2) return ikq_probe_avx2_prefetching((const uint8_t *)p, bytes);
+#endif
+    return ikq_read_bandwidth_probe(p, bytes);
+}
 
 uint64_t ikq_read_bandwidth_probe(const void *p, size_t bytes) {
 #if IKQ_X86

@@ -48,11 +48,13 @@ func linearShapes(_ x: Tensor, k: Int, n: Int) throws -> (rows: Int, out: Shape)
 /// Each call quantizes the activations once to 8-bit blocks of 32 (scale `max|x|/127`), then
 /// multiplies with integer dot products into int32 (AVX-512 VNNI `VPDPBUSD`, AVX2 `VPMADDUBSW`, or
 /// portable C, chosen at run time), one scale multiply per 32 weights, split over threads by
-/// groups of 8 output rows. The result differs from `dequantize()` followed by a Float32 matmul only
+/// pairs of 8-row groups on a persistent pool whose threads spin briefly between products (see
+/// `ikq_matmul_pooled`; a second concurrent caller uses Dispatch threads instead). The result differs from `dequantize()` followed by a Float32 matmul only
 /// by the activation rounding: per block, `|Δy| ≤ Σ|w|·d_x/2` with `d_x = max|x_block|/127`.
 ///
-/// The packed layout interleaves 8 rows in 4-byte runs so one 32-byte load feeds 8 rows; it holds
-/// the same number of bytes as the format (padding the last group of rows).
+/// The packed layout interleaves 8 rows in 4-byte runs so one 32-byte load feeds 8 rows, and two
+/// such groups side by side so one 64-byte load feeds 16; a thread's share of rows is one contiguous
+/// stream. It holds the same number of bytes as the format, padding rows to a multiple of 16.
 public struct QuantizedLinear: LinearWeights {
     public let format: QuantizationFormat
     public let outputFeatures: Int
@@ -124,6 +126,13 @@ public struct QuantizedLinear: LinearWeights {
                     let ds = UnsafeSendablePointer(UnsafeMutablePointer(mutating: dp.baseAddress!))
                     let ss = UnsafeSendablePointer(UnsafeMutablePointer(mutating: sp.baseAddress!))
                     let isa = Int32(isa.rawValue)
+                    // The persistent pool first (no kernel wake-up between back-to-back products);
+                    // when another thread is using it, this call's own Dispatch threads.
+                    var descriptor = storage.descriptor
+                    if chunks > 1, ikq_matmul_pooled(isa, &descriptor, qs.pointer, ds.pointer, ss.pointer, Int64(tokens), outBase.pointer,
+                                                     Int64(n), Int32(clamping: chunks)) == 0 {
+                        return
+                    }
                     let body: @Sendable (Int) -> Void = { i in
                         var w = storage.descriptor
                         // Split points are even so the AVX-512 path can pair groups in every chunk.
@@ -187,10 +196,10 @@ final class PackedStorage: @unchecked Sendable {
     let descriptor: ikq_packed_matrix
 
     init(_ m: QuantizedMatrix) {
-        let rows = m.rows, k = m.columns, nb = k / 32, groups = (rows + 7) / 8
+        let rows = m.rows, k = m.columns, nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
         let code8 = m.format.codeBits == 8
         let blockBytes = code8 ? 256 : 128
-        codes = .allocate(byteCount: max(groups * nb * blockBytes, 1), alignment: 64)
+        codes = .allocate(byteCount: max(pairs * nb * 2 * blockBytes, 1), alignment: 64)
         codes.initializeMemory(as: UInt8.self, repeating: code8 ? 0x80 : 0)
         var shift = 0, kind: Int32
         switch m.format {
@@ -207,11 +216,13 @@ final class PackedStorage: @unchecked Sendable {
             UnsafeMutableRawBufferPointer(p).initializeMemory(as: UInt8.self, repeating: 0)
             return p
         }
-        let sc = m.format == .int8PerChannel ? nil : alloc(groups * nsc * 8, UInt16.self)
-        let rsc = m.format == .int8PerChannel ? alloc(groups * 8, Float.self) : nil
-        let mn = m.format == .q4_1 ? alloc(groups * nb * 8, UInt16.self) : nil
+        // Side arrays hold 16 lanes per (pair, block or scale group): lane (g % 2) · 8 + row in group.
+        let sc = m.format == .int8PerChannel ? nil : alloc(pairs * nsc * 16, UInt16.self)
+        let rsc = m.format == .int8PerChannel ? alloc(pairs * 16, Float.self) : nil
+        let mn = m.format == .q4_1 ? alloc(pairs * nb * 16, UInt16.self) : nil
         var zr: UnsafeMutableBufferPointer<UInt8>?
-        if case .int4Grouped(_, false) = m.format { zr = alloc(groups * nsc * 8, UInt8.self) }
+        if case .int4Grouped(_, false) = m.format { zr = alloc(pairs * nsc * 16, UInt8.self) }
+        func side(_ g: Int, _ n: Int, _ i: Int) -> Int { ((g / 2) * n + i) * 16 + (g % 2) * 8 }
         let cp = codes.bindMemory(to: UInt8.self)
 
         m.bytes.withUnsafeBufferPointer { src in
@@ -224,7 +235,7 @@ final class PackedStorage: @unchecked Sendable {
                     case .q8_0:
                         let o = (r * nb + b) * 34
                         for j in 0..<32 { codes32[j] = src[o + 2 + j] ^ 0x80 }
-                        sc![(g * nsc + b) * 8 + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
+                        sc![side(g, nsc, b) + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
                     case .int8PerChannel:
                         let o = rows * 4 + r * k + b * 32
                         for j in 0..<32 { codes32[j] = src[o + j] ^ 0x80 }
@@ -234,23 +245,24 @@ final class PackedStorage: @unchecked Sendable {
                         let o = (r * nb + b) * bytesPer
                         let qo = o + bytesPer - 16
                         for j in 0..<16 { codes32[j] = src[qo + j] & 0x0F; codes32[j + 16] = src[qo + j] >> 4 }
-                        sc![(g * nsc + b) * 8 + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
-                        if m.format == .q4_1 { mn![(g * nb + b) * 8 + rr] = UInt16(src[o + 2]) | UInt16(src[o + 3]) << 8 }
+                        sc![side(g, nsc, b) + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
+                        if m.format == .q4_1 { mn![side(g, nb, b) + rr] = UInt16(src[o + 2]) | UInt16(src[o + 3]) << 8 }
                     case let .int4Grouped(group, sym):
                         let L = IntegerFormats.Int4Layout(rows: rows, columns: k, group: group, symmetric: sym)
                         let qo = L.codesOffset + (r * k + b * 32) / 2
                         for j in 0..<16 { codes32[j] = src[qo + j] & 0x0F; codes32[j + 16] = src[qo + j] >> 4 }
                         let gi = r * L.groupsPerRow + (b >> shift)
-                        sc![(g * nsc + (b >> shift)) * 8 + rr] = UInt16(src[gi * 2]) | UInt16(src[gi * 2 + 1]) << 8
-                        if !sym { zr![(g * nsc + (b >> shift)) * 8 + rr] = src[L.zerosOffset + gi] }
+                        sc![side(g, nsc, b >> shift) + rr] = UInt16(src[gi * 2]) | UInt16(src[gi * 2 + 1]) << 8
+                        if !sym { zr![side(g, nsc, b >> shift) + rr] = src[L.zerosOffset + gi] }
                     }
-                    // Scatter into the interleaved layout.
-                    let base = (g * nb + b) * blockBytes
+                    // Scatter into the pair-interleaved layout: chunk j of group g sits in the pair's
+                    // 64-byte chunk j, first half for even g, second half for odd g.
+                    let base = ((g / 2) * nb + b) * 2 * blockBytes + (g % 2) * 32
                     if code8 {
-                        for j in 0..<8 { for t in 0..<4 { cp[base + j * 32 + rr * 4 + t] = codes32[4 * j + t] } }
+                        for j in 0..<8 { for t in 0..<4 { cp[base + j * 64 + rr * 4 + t] = codes32[4 * j + t] } }
                     } else {
                         for j in 0..<4 {
-                            for t in 0..<4 { cp[base + j * 32 + rr * 4 + t] = codes32[8 * j + t] | codes32[8 * j + 4 + t] << 4 }
+                            for t in 0..<4 { cp[base + j * 64 + rr * 4 + t] = codes32[8 * j + t] | codes32[8 * j + 4 + t] << 4 }
                         }
                     }
                 }

@@ -49,6 +49,8 @@ struct KernelTests {
             try check(format, n: 37, k: k, tokens: 7, seed: 2, isa: isa, threads: 3)    // GEMM: a token tile plus a tail
             try check(format, n: 8, k: k, tokens: 13, seed: 3, isa: isa, threads: 2)
             try check(format, n: 29, k: k, tokens: 11, seed: 4, isa: isa, threads: 1)   // group pairs: an 8-token tile plus a tail
+            try check(format, n: 53, k: k, tokens: 1, seed: 5, isa: isa, threads: 2)    // decode: 3 group pairs + an unpaired group over 2 threads
+            try check(format, n: 91, k: k, tokens: 1, seed: 6, isa: isa, threads: 3)    // decode: 12 groups split 3 ways, partial last group
         }
     }
 

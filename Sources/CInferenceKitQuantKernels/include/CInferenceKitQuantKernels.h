@@ -27,14 +27,20 @@ enum {
     IKQ_WEIGHT_ZERO = 3,     ///< 4-bit codes u: w = s·(u − z), z per group (uint8)       (INT4 asymmetric)
 };
 
-/// A weight matrix [rows, cols] repacked for the kernels: rows in groups of 8, K in blocks of 32.
+/// A weight matrix [rows, cols] repacked for the kernels: rows in groups of 8, groups in pairs
+/// (2p, 2p + 1), K in blocks of 32.
 ///
-/// codes: per (group, block), 8-bit: 256 bytes, byte j·32 + r·4 + t = code of row r, k = 4j + t (j < 8);
-///        4-bit: 128 bytes, byte j·32 + r·4 + t holds k = 8j + t (low nibble) and k = 8j + 4 + t (high), j < 4.
-/// scales: Float16 bits [group][cols/32 >> scale_shift][8], or row_scales Float32 [group·8] when non-NULL.
-/// mins:   Float16 bits [group][cols/32][8] (IKQ_WEIGHT_MIN).
-/// zeros:  uint8 [group][cols/32 >> scale_shift][8] (IKQ_WEIGHT_ZERO).
-/// Rows past `rows` in the last group are zero and never written out.
+/// A group's block is a run of 32-byte chunks; chunk j of group g holds, at byte r·4 + t,
+///   8-bit (8 chunks):  the code of row r, k = 4j + t;
+///   4-bit (4 chunks):  k = 8j + t in the low nibble and k = 8j + 4 + t in the high nibble.
+/// codes:  [pair][block][chunk j][64 bytes: group 2p's chunk j, then group 2p + 1's], so one 64-byte
+///         load feeds 16 rows and a range of pairs is one contiguous stream.
+/// scales: Float16 bits [pair][cols/32 >> scale_shift][16] (lane (g & 1)·8 + r), or row_scales
+///         Float32 [pairs·16] (index g·8 + r) when non-NULL.
+/// mins:   Float16 bits [pair][cols/32][16] (IKQ_WEIGHT_MIN).
+/// zeros:  uint8 [pair][cols/32 >> scale_shift][16] (IKQ_WEIGHT_ZERO).
+/// Every array covers ceil(groups / 2) pairs; rows past `rows` (and an unpaired last group) are zero
+/// and never written out.
 typedef struct ikq_packed_matrix {
     int64_t rows;
     int64_t cols;
@@ -70,8 +76,18 @@ void ikq_matmul(const ikq_packed_matrix *w, const int8_t *q, const float *d, con
 void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                     float *out, int64_t out_stride, int64_t group_begin, int64_t group_end);
 
+/// ikq_matmul_isa over every row group, split into `threads` parts (even group boundaries) run on a
+/// persistent pool: the caller runs part 0, pool threads the others. Workers spin briefly after each
+/// job so back-to-back products start without a kernel wake-up, then sleep. One job at a time:
+/// returns -1 without doing anything when another thread is using the pool (or threads cannot be
+/// started), so the caller can fall back to its own threads; 0 when the product is done.
+int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
+                      float *out, int64_t out_stride, int threads);
+
 /// Streams `bytes` bytes from `p` (summing 64-bit words) — the read-bandwidth probe of the benchmark.
 uint64_t ikq_read_bandwidth_probe(const void *p, size_t bytes);
+/// The probe with the decode kernels' non-temporal software prefetch (the benchmark takes the faster of the two).
+uint64_t ikq_read_bandwidth_probe_prefetching(const void *p, size_t bytes);
 
 #ifdef __cplusplus
 }

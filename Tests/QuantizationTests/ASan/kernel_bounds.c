@@ -8,8 +8,8 @@
 // exactly [tokens, rows]. Any read or write outside a buffer aborts with an ASan report.
 //
 //   clang -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-//     -I Sources/CInferenceKitQuantKernels/include Sources/CInferenceKitQuantKernels/kernels.c \
-//     Tests/QuantizationTests/ASan/kernel_bounds.c -lm -o /tmp/kernel_bounds && /tmp/kernel_bounds
+//     -I Sources/CInferenceKitQuantKernels/include Sources/CInferenceKitQuantKernels/kernels.c Sources/CInferenceKitQuantKernels/pool.c \
+//     Tests/QuantizationTests/ASan/kernel_bounds.c -lm -lpthread -o /tmp/kernel_bounds && /tmp/kernel_bounds
 //
 // (Not part of the test target: SwiftPM excludes this directory.)
 #include "CInferenceKitQuantKernels.h"
@@ -48,17 +48,17 @@ int main(void) {
                 if (kind == 3 && shift) continue;  // Q4_1 has one scale per block
                 for (int64_t rows = 1; rows <= 19; rows += (rows < 9 ? 1 : 2)) {
                     for (int64_t nb = 1 << shift; nb * 32 <= 416; nb += (1 << shift) * (nb < 4 ? 1 : 3)) {
-                        const int64_t cols = nb * 32, groups = (rows + 7) / 8, nsc = nb >> shift;
+                        const int64_t cols = nb * 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2, nsc = nb >> shift;
                         const int code8 = kind <= 1;
-                        uint8_t *codes = exact((size_t)(groups * nb * (code8 ? 256 : 128)));
-                        uint16_t *scales = kind == 1 ? NULL : f16s((size_t)(groups * nsc * 8));
+                        uint8_t *codes = exact((size_t)(pairs * nb * 2 * (code8 ? 256 : 128)));
+                        uint16_t *scales = kind == 1 ? NULL : f16s((size_t)(pairs * nsc * 16));
                         float *row_scales = NULL;
                         if (kind == 1) {
-                            row_scales = malloc((size_t)(groups * 8) * sizeof(float));
-                            for (int64_t i = 0; i < groups * 8; i++) row_scales[i] = (float)(next() % 1000) / 1e5f;
+                            row_scales = malloc((size_t)(pairs * 16) * sizeof(float));
+                            for (int64_t i = 0; i < pairs * 16; i++) row_scales[i] = (float)(next() % 1000) / 1e5f;
                         }
-                        uint16_t *mins = kind == 3 ? f16s((size_t)(groups * nb * 8)) : NULL;
-                        uint8_t *zeros = kind == 4 ? exact((size_t)(groups * nsc * 8)) : NULL;
+                        uint16_t *mins = kind == 3 ? f16s((size_t)(pairs * nb * 16)) : NULL;
+                        uint8_t *zeros = kind == 4 ? exact((size_t)(pairs * nsc * 16)) : NULL;
                         ikq_packed_matrix w = {
                             .rows = rows, .cols = cols, .code_bits = code8 ? 8 : 4,
                             .weight_kind = kind <= 1 ? IKQ_WEIGHT_SIGNED8 : kind == 2 ? IKQ_WEIGHT_OFFSET8 : kind == 3 ? IKQ_WEIGHT_MIN : IKQ_WEIGHT_ZERO,
@@ -76,7 +76,12 @@ int main(void) {
                             const int64_t mid = (int64_t)(next() % (uint64_t)(groups + 1));
                             ikq_matmul_isa(isa, &w, q, d, s, tokens, out, rows, 0, mid);
                             ikq_matmul_isa(isa, &w, q, d, s, tokens, out, rows, mid, groups);
-                            runs += 3;
+                            // The persistent pool with 1 … 4 parts (it may decline when busy; here it never is).
+                            if (ikq_matmul_pooled(isa, &w, q, d, s, tokens, out, rows, 1 + (int)(next() % 4)) != 0) {
+                                fprintf(stderr, "kernel_bounds: the pool declined a job with no other caller\n");
+                                return 1;
+                            }
+                            runs += 4;
                             free(x); free(q); free(d); free(s); free(out);
                         }
                         free(codes); free(scales); free(row_scales); free(mins); free(zeros);
