@@ -175,12 +175,13 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
     mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }
 
-/// Shuts an `HTTPClient` down when the service group shuts down (after the server has stopped).
+/// Shuts HTTP clients down when the service group shuts down (after the server has stopped).
 public struct HTTPClientService: Service {
-    public let client: HTTPClient
-    public init(client: HTTPClient) { self.client = client }
+    public let clients: UpstreamHTTPClients
+    public init(client: HTTPClient) { clients = UpstreamHTTPClients(client) }
+    public init(clients: UpstreamHTTPClients) { self.clients = clients }
     public func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        try await clients.shutdown()
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Routing
 
 #if canImport(FoundationEssentials)
@@ -62,8 +63,10 @@ public enum HTTPUpstreamEndpoint: Sendable, Equatable {
 /// connection failures before a response, connections dropped mid-response, and bodies that
 /// are not chat completions. The API key is sent only in its header and never logged.
 public struct HTTPUpstream: Upstream {
-    /// The HTTP client (shared by all upstreams of a gateway; its pool keeps connections alive).
-    public let client: HTTPClient
+    /// The HTTP clients (shared by all upstreams of a gateway; their pools keep connections alive).
+    public let clients: UpstreamHTTPClients
+    /// The client used off the event loops (the first of ``clients``).
+    public var client: HTTPClient { clients.fallback }
     public let endpoint: HTTPUpstreamEndpoint
     /// The time budget of an attempt when the router gives none.
     public let defaultTimeout: Duration
@@ -74,6 +77,8 @@ public struct HTTPUpstream: Upstream {
 
     /// - Parameters:
     ///   - client: the shared HTTP client (see ``makeClient(connectTimeout:maximumConnectionsPerHost:readIdleTimeout:)``).
+    ///     ``init(clients:endpoint:apiKey:extraHeaders:defaultTimeout:maximumResponseBytes:)`` takes
+    ///     one client per event loop instead, so a request never leaves its loop.
     ///   - endpoint: where to send requests.
     ///   - apiKey: sent as `Authorization: Bearer` (OpenAI-compatible) or `api-key` (Azure); `nil` sends none.
     ///   - extraHeaders: added to every request (e.g. `OpenAI-Organization`).
@@ -83,7 +88,17 @@ public struct HTTPUpstream: Upstream {
         client: HTTPClient, endpoint: HTTPUpstreamEndpoint, apiKey: String?, extraHeaders: [(String, String)] = [],
         defaultTimeout: Duration = .seconds(600), maximumResponseBytes: Int = 32 << 20
     ) {
-        self.client = client
+        self.init(clients: UpstreamHTTPClients(client), endpoint: endpoint, apiKey: apiKey, extraHeaders: extraHeaders,
+                  defaultTimeout: defaultTimeout, maximumResponseBytes: maximumResponseBytes)
+    }
+
+    /// An upstream over one HTTP client per event loop (see ``UpstreamHTTPClients``); other
+    /// parameters as in ``init(client:endpoint:apiKey:extraHeaders:defaultTimeout:maximumResponseBytes:)``.
+    public init(
+        clients: UpstreamHTTPClients, endpoint: HTTPUpstreamEndpoint, apiKey: String?, extraHeaders: [(String, String)] = [],
+        defaultTimeout: Duration = .seconds(600), maximumResponseBytes: Int = 32 << 20
+    ) {
+        self.clients = clients
         self.endpoint = endpoint
         self.defaultTimeout = defaultTimeout
         self.maximumResponseBytes = maximumResponseBytes
@@ -128,7 +143,7 @@ public struct HTTPUpstream: Upstream {
         let http = try makeRequest(request, streaming: false, context: context)
         let deadline = NIODeadline.now() + TimeAmount(context.timeout ?? defaultTimeout)
         do {
-            let response = try await client.execute(http, deadline: deadline)
+            let response = try await clients.current.execute(http, deadline: deadline)
             try await Self.checkStatus(response, maximumBytes: 1 << 20)
             let body = try await response.body.collect(upTo: maximumResponseBytes)
             do {
@@ -152,7 +167,7 @@ public struct HTTPUpstream: Upstream {
             continuation.finish(throwing: error)
             return stream
         }
-        let client = self.client
+        let client = clients.current
         let budget = context.timeout ?? defaultTimeout
         let maximumEventBytes = maximumResponseBytes
         let task = Task {
@@ -256,6 +271,11 @@ extension HTTPUpstream {
     public static func makeClient(
         connectTimeout: Duration = .seconds(2), maximumConnectionsPerHost: Int = 512, readIdleTimeout: Duration? = .seconds(120)
     ) -> HTTPClient {
+        HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(
+            connectTimeout: connectTimeout, maximumConnectionsPerHost: maximumConnectionsPerHost, readIdleTimeout: readIdleTimeout))
+    }
+
+    static func clientConfiguration(connectTimeout: Duration, maximumConnectionsPerHost: Int, readIdleTimeout: Duration?) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: TimeAmount(connectTimeout), read: readIdleTimeout.map { TimeAmount($0) })
         var pool = HTTPClient.Configuration.ConnectionPool(
@@ -266,6 +286,65 @@ extension HTTPUpstream {
         configuration.connectionPool = pool
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        return configuration
+    }
+}
+
+/// One AsyncHTTPClient per event loop of `MultiThreadedEventLoopGroup.singleton`, each with its
+/// own connection pool on its loop, as Envoy keeps a pool per worker thread.
+///
+/// AsyncHTTPClient's async API prefers a connection on the calling event loop but takes an idle
+/// one on another loop when it has one; a request read on loop A would then be written and
+/// answered on loop B and resumed back on A, two thread switches per upstream call. With a client
+/// per loop, ``current`` is the client of the loop the caller runs on (with
+/// ``GatewayHTTPServer/runConcurrencyOnEventLoops()`` that is the loop that read the request), so
+/// the upstream call stays on that thread. Off the loops, calls use ``fallback``.
+public final class UpstreamHTTPClients: Sendable {
+    /// Every client, one per loop (or the single client given).
+    public let all: [HTTPClient]
+    /// The client used when the caller is not on one of the loops.
+    public var fallback: HTTPClient { all[0] }
+    private let byLoop: [ObjectIdentifier: HTTPClient]
+
+    /// Wraps one client (every call uses it).
+    public init(_ client: HTTPClient) {
+        all = [client]
+        byLoop = [:]
+    }
+
+    /// A client per loop of `MultiThreadedEventLoopGroup.singleton`, tuned as
+    /// ``HTTPUpstream/makeClient(connectTimeout:maximumConnectionsPerHost:readIdleTimeout:)``;
+    /// `maximumConnectionsPerHost` is the total, shared out between the loops.
+    public init(connectTimeout: Duration = .seconds(2), maximumConnectionsPerHost: Int = 512, readIdleTimeout: Duration? = .seconds(120)) {
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        let perLoop = max(1, maximumConnectionsPerHost / max(1, loops.count))
+        let configuration = HTTPUpstream.clientConfiguration(
+            connectTimeout: connectTimeout, maximumConnectionsPerHost: perLoop, readIdleTimeout: readIdleTimeout)
+        var byLoop: [ObjectIdentifier: HTTPClient] = [:]
+        var all: [HTTPClient] = []
+        for loop in loops {
+            let client = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
+            byLoop[ObjectIdentifier(loop)] = client
+            all.append(client)
+        }
+        if all.isEmpty { all = [HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)] }
+        self.all = all
+        self.byLoop = byLoop
+    }
+
+    /// The client of the event loop the caller runs on, else ``fallback``.
+    public var current: HTTPClient {
+        guard !byLoop.isEmpty, let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return fallback }
+        return byLoop[ObjectIdentifier(loop)] ?? fallback
+    }
+
+    /// Shuts every client down.
+    public func shutdown() async throws {
+        for client in all { try await client.shutdown() }
+    }
+
+    /// Shuts every client down, blocking (not from an event loop).
+    public func syncShutdown() throws {
+        for client in all { try client.syncShutdown() }
     }
 }

@@ -26,9 +26,14 @@ public protocol RoutingClock: Sendable {
     var unixSeconds: Double { get }
     /// Suspends for `duration` (backoff waits).
     func sleep(for duration: Duration) async throws
-    /// Suspends until the clock has passed `deadline`, without moving it (attempt timers). Throws
+    /// Suspends until the clock has passed `deadline`, without moving it. Throws
     /// `CancellationError` when the task is cancelled first. The default sleeps for the time left.
     func waitUntil(_ deadline: RoutingInstant) async throws
+    /// Calls `action` once the clock has passed `deadline`, unless the returned timer is cancelled
+    /// first (attempt timers). `action` runs on a thread of the clock's choosing and must be quick.
+    /// The default runs a task that waits with ``waitUntil(_:)``; ``SystemRoutingClock`` uses one
+    /// shared timer thread, so arming and cancelling cost no task and no thread switch.
+    func scheduleTimer(at deadline: RoutingInstant, _ action: @escaping @Sendable () -> Void) -> RoutingTimer
 }
 
 extension RoutingClock {
@@ -36,6 +41,28 @@ extension RoutingClock {
         let left = deadline - now
         if left > .zero { try await sleep(for: left) } else { try Task.checkCancellation() }
     }
+
+    public func scheduleTimer(at deadline: RoutingInstant, _ action: @escaping @Sendable () -> Void) -> RoutingTimer {
+        let task = Task {
+            do {
+                try await waitUntil(deadline)
+            } catch {
+                return
+            }
+            action()
+        }
+        return RoutingTimer { task.cancel() }
+    }
+}
+
+/// A timer armed with ``RoutingClock/scheduleTimer(at:_:)``.
+public struct RoutingTimer: Sendable {
+    private let disarm: @Sendable () -> Void
+
+    public init(cancel: @escaping @Sendable () -> Void) { disarm = cancel }
+
+    /// Disarms the timer; its action will not run unless it has already started. Idempotent.
+    public func cancel() { disarm() }
 }
 
 /// The real clock: `ContinuousClock` for monotonic time.
@@ -52,6 +79,11 @@ public struct SystemRoutingClock: RoutingClock {
     public var unixSeconds: Double { originUnix + now.sinceOrigin.secondsDouble }
     public func sleep(for duration: Duration) async throws {
         try await Task.sleep(for: duration)
+    }
+
+    public func scheduleTimer(at deadline: RoutingInstant, _ action: @escaping @Sendable () -> Void) -> RoutingTimer {
+        let id = DeadlineTimers.shared.schedule(after: deadline - now, action)
+        return RoutingTimer { DeadlineTimers.shared.cancel(id) }
     }
 }
 
@@ -70,14 +102,27 @@ public final class ManualClock: RoutingClock {
         var pending: Set<UInt64> = []
         /// Waiters cancelled before they suspended.
         var cancelled: Set<UInt64> = []
-        var waiters: [UInt64: (deadline: Duration, continuation: CheckedContinuation<Void, any Error>)] = [:]
+        var waiters: [UInt64: (deadline: Duration, waiter: Waiter)] = [:]
 
         /// Removes and returns the waiters whose deadline is now passed.
-        mutating func due() -> [CheckedContinuation<Void, any Error>] {
+        mutating func due() -> [Waiter] {
             guard !waiters.isEmpty else { return [] }
             let ready = waiters.filter { $0.value.deadline < now }
             for id in ready.keys { waiters.removeValue(forKey: id) }
-            return ready.values.map(\.continuation)
+            return ready.values.map(\.waiter)
+        }
+    }
+
+    /// A suspended `waitUntil` or a scheduled timer action.
+    enum Waiter: Sendable {
+        case continuation(CheckedContinuation<Void, any Error>)
+        case action(@Sendable () -> Void)
+
+        func fire() {
+            switch self {
+            case .continuation(let continuation): continuation.resume()
+            case .action(let action): action()
+            }
         }
     }
 
@@ -93,7 +138,7 @@ public final class ManualClock: RoutingClock {
     public var unixSeconds: Double { unixOrigin + now.sinceOrigin.secondsDouble }
     /// Total time spent in `sleep(for:)`.
     public var totalSlept: Duration { state.withLock { $0.slept } }
-    /// Timers currently suspended in `waitUntil(_:)`.
+    /// Timers currently armed: suspended in `waitUntil(_:)` or scheduled with `scheduleTimer(at:_:)`.
     public var pendingTimers: Int { state.withLock { $0.waiters.count } }
 
     /// Moves the clock forward (negative durations are ignored) and fires the timers it passes.
@@ -103,7 +148,7 @@ public final class ManualClock: RoutingClock {
             $0.now += duration
             return $0.due()
         }
-        for continuation in due { continuation.resume() }
+        for waiter in due { waiter.fire() }
     }
 
     public func sleep(for duration: Duration) async throws {
@@ -114,7 +159,23 @@ public final class ManualClock: RoutingClock {
             $0.slept += duration
             return $0.due()
         }
-        for continuation in due { continuation.resume() }
+        for waiter in due { waiter.fire() }
+    }
+
+    /// Fires when the clock moves strictly past `deadline` (as `waitUntil`); armed synchronously,
+    /// so a test can advance the clock right after the call that armed it.
+    public func scheduleTimer(at deadline: RoutingInstant, _ action: @escaping @Sendable () -> Void) -> RoutingTimer {
+        let id: UInt64? = state.withLock {
+            guard $0.now <= deadline.sinceOrigin else { return nil }
+            $0.nextWaiter &+= 1
+            $0.waiters[$0.nextWaiter] = (deadline.sinceOrigin, .action(action))
+            return $0.nextWaiter
+        }
+        guard let id else {
+            action()
+            return RoutingTimer {}
+        }
+        return RoutingTimer { [self] in _ = state.withLock { $0.waiters.removeValue(forKey: id) } }
     }
 
     public func waitUntil(_ deadline: RoutingInstant) async throws {
@@ -129,14 +190,16 @@ public final class ManualClock: RoutingClock {
                     $0.pending.remove(id)
                     if $0.cancelled.remove(id) != nil { return .failure(CancellationError()) }
                     if $0.now > deadline.sinceOrigin { return .success(()) }
-                    $0.waiters[id] = (deadline.sinceOrigin, continuation)
+                    $0.waiters[id] = (deadline.sinceOrigin, .continuation(continuation))
                     return nil
                 }
                 if let immediate { continuation.resume(with: immediate) }
             }
         } onCancel: {
             let continuation = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-                if let waiter = s.waiters.removeValue(forKey: id) { return waiter.continuation }
+                if let waiter = s.waiters.removeValue(forKey: id), case .continuation(let continuation) = waiter.waiter {
+                    return continuation
+                }
                 if s.pending.contains(id) { s.cancelled.insert(id) }
                 return nil
             }

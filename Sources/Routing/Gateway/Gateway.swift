@@ -743,23 +743,33 @@ public final class Gateway: Sendable {
     /// Runs one attempt against a timer on the gateway's clock: when the timer passes first, the
     /// attempt is cancelled and fails with ``UpstreamError/Kind/timeout``, so an upstream that hangs
     /// (and ignores `context.timeout`) cannot hold a request past its attempt timeout or time budget.
-    /// Structured: both run as child tasks, and the loser is cancelled before this returns (an
-    /// upstream must stop on cancellation, as `URLSession`, AsyncHTTPClient and `Task.sleep` do).
+    /// The attempt runs in its own task (cancelling it must not cancel the request, which may retry
+    /// elsewhere) and is awaited to its end, cancelled or not, before this returns: an upstream must
+    /// stop on cancellation, as `URLSession`, AsyncHTTPClient and `Task.sleep` do. The timer is a
+    /// clock callback, not a task (see ``RoutingClock/scheduleTimer(at:_:)``).
     func withAttemptTimer<T: Sendable>(
         _ timeout: Duration, started: RoutingInstant, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let clock = self.clock
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await clock.waitUntil(started + timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
+        let attempt = Task { try await body() }
+        let fired = AttemptTimerFlag()
+        let timer = clock.scheduleTimer(at: started + timeout) {
+            fired.set()
+            attempt.cancel()
+        }
+        let result = await withTaskCancellationHandler {
+            await attempt.result
+        } onCancel: {
+            attempt.cancel()
+        }
+        timer.cancel()
+        switch result {
+        case .success(let value):
+            return value
+        case .failure(let error):
+            if fired.isSet {
                 throw UpstreamError(kind: .timeout, message: "no answer within \(timeout) (attempt timer of the gateway)")
             }
-            return value
+            throw error
         }
     }
 
@@ -842,4 +852,11 @@ public final class Gateway: Sendable {
             return RoutingError(.upstreamFailed, "upstreams failed (\(error.kind)) \(tries): retry later", requestID: id, upstream: error)
         }
     }
+}
+
+/// Set once by an attempt timer's callback, read by the attempt's owner.
+final class AttemptTimerFlag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
