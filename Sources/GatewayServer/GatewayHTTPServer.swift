@@ -499,7 +499,7 @@ extension GatewayHTTPServer {
             gateway = try Gateway(
                 configuration: resolved.routing, upstreams: endpoints,
                 embedder: resolved.routing.semanticCache == nil ? nil : HashedNGramEmbedder(),
-                logger: logger
+                classifier: resolved.classifier, logger: logger
             )
         } catch {
             try? clients.syncShutdown()

@@ -39,8 +39,13 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
     public var circuitBreaker: BreakerSection?
     public var responseCache: ResponseCacheSection?
     public var semanticCache: SemanticCacheSection?
+    /// Routing of a virtual model (e.g. `auto`) to the cheapest capable model by query class.
+    public var modelRouting: ModelRoutingSection?
     /// Log prompt text at trace level (off: prompts are user data).
     public var logPrompts: Bool
+    /// The directory of the file this was loaded from (relative `weights_file` paths start there);
+    /// `nil` when parsed from text (then they start in the working directory).
+    public var sourceDirectory: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, upstreams, models
@@ -52,6 +57,7 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         case circuitBreaker = "circuit_breaker"
         case responseCache = "response_cache"
         case semanticCache = "semantic_cache"
+        case modelRouting = "model_routing"
         case logPrompts = "log_prompts"
     }
 
@@ -69,7 +75,9 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         circuitBreaker = try c.decodeIfPresent(BreakerSection.self, forKey: .circuitBreaker)
         responseCache = try c.decodeIfPresent(ResponseCacheSection.self, forKey: .responseCache)
         semanticCache = try c.decodeIfPresent(SemanticCacheSection.self, forKey: .semanticCache)
+        modelRouting = try c.decodeIfPresent(ModelRoutingSection.self, forKey: .modelRouting)
         logPrompts = try c.decodeIfPresent(Bool.self, forKey: .logPrompts) ?? false
+        sourceDirectory = nil
     }
 
     /// `server:` — the HTTP listener.
@@ -490,6 +498,155 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
     }
 }
 
+extension GatewayServerConfiguration {
+    /// `model_routing:` — requests for the virtual model `model` (default `auto`) are classified
+    /// and sent to the cheapest model whose capability tier the class needs.
+    ///
+    /// ```yaml
+    /// model_routing:
+    ///   model: auto
+    ///   classifier: rules            # or: logistic (with weights_file)
+    ///   weights_file: router.json    # LogisticRegressionClassifier JSON (relative to this file)
+    ///   tiers: { gpt-4o-mini: 1, gpt-4o: 3 }
+    ///   class_tiers: { simple: 1, standard: 1, code: 2, complex: 3 }
+    ///   default_tier: 3              # classes not listed (default: the highest tier)
+    ///   rules: { simple_max_tokens: 12, complex_min_tokens: 400 }
+    /// ```
+    /// Among capable models the price decides: a tiered model's own `pricing:`, else its cheapest
+    /// priced backend. API keys that list `models` must list the virtual model to use it; a request
+    /// for it may then reach any tiered model.
+    public struct ModelRoutingSection: Sendable, Equatable, Decodable {
+        public var model: String?
+        public var classifier: String?
+        public var weightsFile: String?
+        public var tiers: [String: Int]
+        public var classTiers: [String: Int]?
+        public var defaultTier: Int?
+        public var rules: RulesSection?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case model, classifier, tiers, rules
+            case weightsFile = "weights_file"
+            case classTiers = "class_tiers"
+            case defaultTier = "default_tier"
+        }
+        public init(from decoder: any Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, section: "model_routing")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            model = try c.decodeIfPresent(String.self, forKey: .model)
+            classifier = try c.decodeIfPresent(String.self, forKey: .classifier)
+            weightsFile = try c.decodeIfPresent(String.self, forKey: .weightsFile)
+            tiers = try c.decode([String: Int].self, forKey: .tiers)
+            classTiers = try c.decodeIfPresent([String: Int].self, forKey: .classTiers)
+            defaultTier = try c.decodeIfPresent(Int.self, forKey: .defaultTier)
+            rules = try c.decodeIfPresent(RulesSection.self, forKey: .rules)
+        }
+    }
+
+    /// `model_routing.rules:` — thresholds of the rule-based classifier.
+    public struct RulesSection: Sendable, Equatable, Decodable {
+        public var simpleMaxTokens: Int?
+        public var complexMinTokens: Int?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case simpleMaxTokens = "simple_max_tokens"
+            case complexMinTokens = "complex_min_tokens"
+        }
+        public init(from decoder: any Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, section: "model_routing.rules")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            simpleMaxTokens = try c.decodeIfPresent(Int.self, forKey: .simpleMaxTokens)
+            complexMinTokens = try c.decodeIfPresent(Int.self, forKey: .complexMinTokens)
+        }
+    }
+
+    /// Checks the section against the configured models and builds the router and classifier.
+    func resolveModelRouting(_ section: ModelRoutingSection, routes: [ModelRoute]) throws -> (ModelRoutingConfiguration, any QueryClassifier) {
+        let virtual = section.model ?? "auto"
+        guard !virtual.isEmpty, !routes.contains(where: { $0.name == virtual }) else {
+            throw GatewayError(.invalidConfiguration, "model_routing.model '\(virtual)' must be non-empty and not the name of a configured model")
+        }
+        guard !section.tiers.isEmpty else {
+            throw GatewayError(.invalidConfiguration, "model_routing.tiers must list at least one configured model with its tier")
+        }
+        var tiers: [ModelTier] = []
+        for (name, tier) in section.tiers.sorted(by: { $0.key < $1.key }) {
+            guard let route = routes.first(where: { $0.name == name }) else {
+                throw GatewayError(.invalidConfiguration, "model_routing.tiers: '\(name)' is not a configured model")
+            }
+            guard (0...1000).contains(tier) else {
+                throw GatewayError(.invalidConfiguration, "model_routing.tiers: the tier of '\(name)' must be in 0…1000 (got \(tier))")
+            }
+            // The model's list price: its own `pricing`, else the cheapest priced backend (a PTU
+            // backend without a price does not make the model free: overflow is paid at list price).
+            let cheapest = route.backends.compactMap(\.pricing)
+                .min { $0.inputPerMillion * 3 + $0.outputPerMillion < $1.inputPerMillion * 3 + $1.outputPerMillion }
+            guard let pricing = route.pricing ?? cheapest else {
+                throw GatewayError(
+                    .invalidConfiguration,
+                    "model_routing.tiers: model '\(name)' has no price; give it or one of its backends a 'pricing:' so the router can pick the cheapest capable model")
+            }
+            tiers.append(ModelTier(model: name, tier: tier, pricing: pricing))
+        }
+        guard let classTiers = section.classTiers, !classTiers.isEmpty else {
+            throw GatewayError(
+                .invalidConfiguration,
+                "model_routing.class_tiers must give the tier each query class needs, e.g. { simple: 1, standard: 1, code: 2, complex: 3 }")
+        }
+        var required: [QueryClass: Int] = [:]
+        for (label, tier) in classTiers {
+            guard !label.isEmpty else { throw GatewayError(.invalidConfiguration, "model_routing.class_tiers: class names must not be empty") }
+            required[QueryClass(rawValue: label)] = tier
+        }
+        let top = tiers.map(\.tier).max() ?? 0
+        let router: ModelTierRouter
+        do {
+            router = try ModelTierRouter(models: tiers, requiredTier: required, defaultTier: section.defaultTier ?? top)
+        } catch {
+            throw GatewayError(.invalidConfiguration, "model_routing: \(error.message)")
+        }
+        let classifier: any QueryClassifier
+        switch (section.classifier ?? (section.weightsFile == nil ? "rules" : "logistic")).lowercased() {
+        case "rules", "rule_based":
+            guard section.weightsFile == nil else {
+                throw GatewayError(.invalidConfiguration, "model_routing.weights_file is for classifier: logistic, not rules")
+            }
+            var rules = RuleBasedClassifier()
+            if let v = section.rules?.simpleMaxTokens {
+                guard v >= 0 else { throw GatewayError(.invalidConfiguration, "model_routing.rules.simple_max_tokens must be ≥ 0") }
+                rules.simpleMaxTokens = v
+            }
+            if let v = section.rules?.complexMinTokens {
+                guard v > rules.simpleMaxTokens else {
+                    throw GatewayError(.invalidConfiguration, "model_routing.rules.complex_min_tokens must be above simple_max_tokens")
+                }
+                rules.complexMinTokens = v
+            }
+            classifier = rules
+        case "logistic", "logistic_regression":
+            guard section.rules == nil else {
+                throw GatewayError(.invalidConfiguration, "model_routing.rules applies to classifier: rules, not logistic")
+            }
+            guard let file = section.weightsFile, !file.isEmpty else {
+                throw GatewayError(.invalidConfiguration, "model_routing: classifier logistic needs weights_file (a LogisticRegressionClassifier JSON)")
+            }
+            let path = file.hasPrefix("/") || sourceDirectory == nil ? file : sourceDirectory! + "/" + file
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw GatewayError(.invalidConfiguration, "model_routing.weights_file '\(path)' cannot be read: check the path and permissions")
+            }
+            do {
+                classifier = try LogisticRegressionClassifier(json: data)
+            } catch {
+                throw GatewayError(.invalidConfiguration, "model_routing.weights_file '\(path)': \(error.message)")
+            }
+        default:
+            throw GatewayError(.invalidConfiguration, "model_routing.classifier must be 'rules' or 'logistic' (got '\(section.classifier ?? "")')")
+        }
+        return (ModelRoutingConfiguration(modelName: virtual, router: router), classifier)
+    }
+}
+
 // MARK: Loading and resolving
 
 extension GatewayServerConfiguration {
@@ -521,7 +678,10 @@ extension GatewayServerConfiguration {
         } catch {
             throw GatewayError(.invalidConfiguration, "cannot read the configuration file '\(path)': check the path and permissions")
         }
-        return try parse(text)
+        var configuration = try parse(text)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        configuration.sourceDirectory = directory.isEmpty ? "." : directory
+        return configuration
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -550,6 +710,8 @@ extension GatewayServerConfiguration {
         /// The upstream id of every backend id.
         public var backendUpstreams: [String: String]
         public var server: ServerSection
+        /// The classifier of `model_routing` (nil without it).
+        public var classifier: (any QueryClassifier)?
     }
 
     /// One upstream with its key read from the environment.
@@ -694,7 +856,8 @@ extension GatewayServerConfiguration {
                 guard secrets.insert(value).inserted else {
                     throw GatewayError(.invalidConfiguration, "api key '\(k.id)' has the same secret as another key")
                 }
-                for model in k.models ?? [] where !names.contains(model) {
+                let virtualModel = modelRouting.map { $0.model ?? "auto" }
+                for model in k.models ?? [] where !names.contains(model) && model != virtualModel {
                     throw GatewayError(.invalidConfiguration, "api key '\(k.id)': model '\(model)' is not configured")
                 }
                 return APIKey(id: k.id, secret: value, allowedModels: k.models.map(Set.init), limit: try k.limits?.value())
@@ -713,14 +876,15 @@ extension GatewayServerConfiguration {
         case "strict": admission = .strict
         default: throw GatewayError(.invalidConfiguration, "token_admission must be 'optimistic' or 'strict'")
         }
+        let routed = try modelRouting.map { try resolveModelRouting($0, routes: routes) }
         let routing = GatewayConfiguration(
             models: routes, apiKeys: keys, defaultKeyLimit: try defaultKeyLimits?.value(), modelLimits: modelLimits,
             tokenAdmission: admission, retry: try retry?.value() ?? RetryPolicy(),
             breaker: try circuitBreaker?.value() ?? CircuitBreakerConfiguration(),
             responseCache: try responseCache?.value(), semanticCache: try semanticCache?.value(),
-            logPrompts: logPrompts
+            modelRouting: routed?.0, logPrompts: logPrompts
         )
-        return Resolved(routing: routing, upstreams: upstreams, backendUpstreams: backendUpstreams, server: s)
+        return Resolved(routing: routing, upstreams: upstreams, backendUpstreams: backendUpstreams, server: s, classifier: routed?.1)
     }
 }
 

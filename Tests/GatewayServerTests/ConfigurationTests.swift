@@ -144,6 +144,10 @@ import Foundation
         #expect(resolved.routing.models[0].backends.map(\.priority) == [0, 1, 2])
         #expect(resolved.routing.models[0].backends[2].attemptTimeout == .seconds(45))
         #expect(resolved.routing.apiKeys?.count == 2)
+        // Model routing: PTU has no price, so gpt-4o is ranked at its pay-as-you-go list price.
+        let router = try #require(resolved.routing.modelRouting?.router)
+        #expect(router.model(for: .simple).model == "gpt-4o-mini" && router.model(for: .code).model == "gpt-4o")
+        #expect(router.models.first { $0.model == "gpt-4o" }?.pricing == TokenPricing(inputPerMillion: 2.5, outputPerMillion: 10))
         // And the gateway accepts it (validation of the Routing side too).
         let server = try GatewayHTTPServer.make(configuration: try GatewayServerConfiguration.parse(String(article[start..<end])), environment: environment)
         try await server.shutdownUnstarted()
