@@ -390,6 +390,77 @@ func routingError(_ body: () async throws -> Void) async -> RoutingError? {
     }
 }
 
+/// Streamed answers go into the caches once they end normally, and only then.
+@Suite struct StreamedAnswerCacheTests {
+    static func streamText(_ gateway: Gateway, _ text: String) async throws -> (String, GatewayStream) {
+        var request = ask(text)
+        request.stream = true
+        let stream = try await gateway.stream(request)
+        var out = ""
+        for try await chunk in stream.chunks { out += chunk.choices.compactMap(\.delta.content).joined() }
+        return (out, stream)
+    }
+
+    @Test func aCompletedStreamAnswersLaterJSONAndStreamedRequests() async throws {
+        var h = Harness()
+        h.add("a") { call, _ in .reply(text: "streamed answer \(call)") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])], responseCache: .init()))
+        let (first, opened) = try await Self.streamText(gateway, "q")
+        #expect(first == "streamed answer 0" && opened.cache == .miss)
+        let json = try await gateway.complete(ask("q"))
+        #expect(json.cache == .exact && json.response.text == "streamed answer 0")
+        let (again, replay) = try await Self.streamText(gateway, "q")
+        #expect(replay.cache == .exact && again == "streamed answer 0")
+        #expect(h.upstreams["a"]!.callCount == 1)
+    }
+
+    @Test func aBrokenStreamIsNotCached() async throws {
+        var h = Harness()
+        h.add("a") { call, _ in call == 0 ? .dropAfter(chunks: 2, text: "half of an answer") : .reply(text: "whole answer") }
+        let gateway = try h.gateway(GatewayConfiguration(
+            models: [ModelRoute(name: "gpt", backends: [Backend(id: "a")])], responseCache: .init()))
+        await #expect(throws: RoutingError.self) { _ = try await Self.streamText(gateway, "q") }
+        let json = try await gateway.complete(ask("q"))
+        #expect(json.cache == .miss && json.response.text == "whole answer")
+        #expect(h.upstreams["a"]!.callCount == 2)
+    }
+
+    /// Assembly rules, chunk by chunk: choices in index order, tool calls and unfinished or
+    /// length-cut choices make the stream uncacheable.
+    @Test func assemblyRules() {
+        func chunk(_ choices: [(Int, String?, String?)], toolCall: Bool = false) -> ChatCompletionChunk {
+            ChatCompletionChunk(id: "c", created: 7, model: "m", choices: choices.map { index, text, finish in
+                .init(index: index, delta: ChatDelta(content: text, toolCalls: toolCall ? [.string("call")] : nil), finishReason: finish)
+            })
+        }
+        let usage = Usage(promptTokens: 3, completionTokens: 4)
+        var two = StreamAssembly(first: chunk([(1, "b", nil)]), cacheable: true)
+        for c in [chunk([(1, "b", nil)]), chunk([(0, "a", nil)]), chunk([(0, "a", "stop"), (1, "b", "stop")])] { two.add(c) }
+        let response = two.response(id: "x", usage: usage)
+        #expect(response?.choices.map(\.index) == [0, 1])
+        #expect(response?.choices.map(\.message.text) == ["aa", "bb"])
+        #expect(response?.created == 7 && response?.usage == usage)
+
+        var tools = StreamAssembly(first: chunk([(0, "a", nil)]), cacheable: true)
+        tools.add(chunk([(0, nil, nil)], toolCall: true))
+        tools.add(chunk([(0, nil, "stop")]))
+        #expect(tools.response(id: "x", usage: usage) == nil)
+
+        var cut = StreamAssembly(first: chunk([(0, "a", nil)]), cacheable: true)
+        cut.add(chunk([(0, "a", "length")]))
+        #expect(cut.response(id: "x", usage: usage) == nil)
+
+        var unfinished = StreamAssembly(first: chunk([(0, "a", nil)]), cacheable: true)
+        unfinished.add(chunk([(0, "a", nil)]))
+        #expect(unfinished.response(id: "x", usage: usage) == nil)
+
+        var off = StreamAssembly(first: chunk([(0, "a", nil)]), cacheable: false)
+        off.add(chunk([(0, "a", "stop")]))
+        #expect(off.response(id: "x", usage: usage) == nil)
+    }
+}
+
 @Suite struct ContextLengthFallbackTests {
     @Test func upstreamContextErrorMovesToALargerWindow() async throws {
         var h = Harness()

@@ -18,7 +18,9 @@ extension Gateway {
     /// is committed to its backend and an upstream failure ends it with a ``RoutingError``
     /// (`upstreamFailed`). The upstream is always asked for a final usage chunk (for rate limits and
     /// accounting); it is passed on only when the client set `stream_options.include_usage`.
-    /// Cache hits are replayed as one content chunk.
+    /// Cache hits are replayed as one content chunk; a stream that ends normally (every choice
+    /// finished with `stop`, no tool calls) is assembled into a response and stored in the caches,
+    /// so a later JSON or streamed request can be answered from it.
     /// - Parameters:
     ///   - request: the client's request.
     ///   - key: the authenticated key.
@@ -74,9 +76,11 @@ extension Gateway {
         let relay = Task { [self] in
             var usage: Usage?
             var completionText = ""
+            var assembly = StreamAssembly(first: opened.first, cacheable: lookup.exactKey != nil || lookup.semantic != nil)
             func forward(_ chunk: ChatCompletionChunk) {
                 if let reported = chunk.usage { usage = reported }
                 for choice in chunk.choices { completionText += choice.delta.content ?? "" }
+                assembly.add(chunk)
                 if !wantsUsage, chunk.usage != nil {
                     if chunk.choices.isEmpty { return }
                     var stripped = chunk
@@ -99,7 +103,14 @@ extension Gateway {
             let finalUsage = usage ?? Usage(promptTokens: admitted.promptEstimate,
                                             completionTokens: estimator.tokens(in: completionText))
             let now = clock.now
-            state.withLock { account(&$0, admitted: admitted, model: model, backendID: backendID, usage: finalUsage, now: now) }
+            let answer = failure == nil && !cancelled ? assembly.response(id: "chatcmpl-" + admitted.requestID, usage: finalUsage) : nil
+            state.withLock { state in
+                account(&state, admitted: admitted, model: model, backendID: backendID, usage: finalUsage, now: now)
+                if let answer {
+                    if let key = lookup.exactKey { state.cache?.store(answer, for: key, now: now) }
+                    if let (partition, vector) = lookup.semantic { state.semantic?.store(answer, partition: partition, vector: vector, now: now) }
+                }
+            }
             if let failure, !cancelled {
                 let error = RoutingError(.upstreamFailed, "the upstream stream broke off (\(failure.kind)): retry the request",
                                          requestID: admitted.requestID, upstream: failure)
@@ -114,5 +125,43 @@ extension Gateway {
         continuation.onTermination = { _ in relay.cancel() }
         return GatewayStream(requestID: admitted.requestID, model: model, backendID: backendID, attempts: attempts,
                              cache: lookup.outcome, chunks: out)
+    }
+}
+
+/// A streamed answer put back together for the caches: text and finish reason per choice.
+/// Tool-call deltas (fragments merged by index) are not reassembled: such streams are not stored.
+struct StreamAssembly {
+    private var created: Int64
+    private var model: String
+    private var text: [Int: String] = [:]
+    private var finish: [Int: String] = [:]
+    private var storable: Bool
+
+    init(first: ChatCompletionChunk, cacheable: Bool) {
+        created = first.created
+        model = first.model
+        storable = cacheable
+    }
+
+    mutating func add(_ chunk: ChatCompletionChunk) {
+        guard storable else { return }
+        for choice in chunk.choices {
+            if choice.delta.toolCalls != nil {
+                storable = false
+                return
+            }
+            text[choice.index, default: ""] += choice.delta.content ?? ""
+            if let reason = choice.finishReason { finish[choice.index] = reason }
+        }
+    }
+
+    /// The assembled response, or nil when it must not be cached (tool calls, a choice that never
+    /// finished or stopped for another reason than `stop`, no choices at all).
+    func response(id: String, usage: Usage) -> ChatCompletionResponse? {
+        guard storable, !text.isEmpty, text.keys.allSatisfy({ finish[$0] == "stop" }) else { return nil }
+        let choices = text.keys.sorted().map { index in
+            ChatCompletionResponse.Choice(index: index, message: .assistant(text[index] ?? ""), finishReason: "stop")
+        }
+        return ChatCompletionResponse(id: id, created: created, model: model, choices: choices, usage: usage)
     }
 }
