@@ -339,8 +339,10 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         public var retryOnTimeout: Bool?
         public var retryOnConnectionFailure: Bool?
         public var maxRetryAfterWaitSeconds: Double?
+        public var streamIdleTimeoutSeconds: Double?
         enum CodingKeys: String, CodingKey, CaseIterable {
             case multiplier, jitter
+            case streamIdleTimeoutSeconds = "stream_idle_timeout_seconds"
             case maxAttempts = "max_attempts"
             case timeBudgetSeconds = "time_budget_seconds"
             case attemptTimeoutSeconds = "attempt_timeout_seconds"
@@ -365,6 +367,7 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
             retryOnTimeout = try c.decodeIfPresent(Bool.self, forKey: .retryOnTimeout)
             retryOnConnectionFailure = try c.decodeIfPresent(Bool.self, forKey: .retryOnConnectionFailure)
             maxRetryAfterWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .maxRetryAfterWaitSeconds)
+            streamIdleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .streamIdleTimeoutSeconds)
         }
         func value() throws -> RetryPolicy {
             var p = RetryPolicy()
@@ -379,6 +382,7 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
             if let retryOnTimeout { p.retryOnTimeout = retryOnTimeout }
             if let retryOnConnectionFailure { p.retryOnConnectionFailure = retryOnConnectionFailure }
             if let v = maxRetryAfterWaitSeconds { p.maxRetryAfterWait = try seconds(v, "retry.max_retry_after_wait_seconds", allowZero: true) }
+            if let v = streamIdleTimeoutSeconds { p.streamIdleTimeout = try seconds(v, "retry.stream_idle_timeout_seconds") }
             return p
         }
     }

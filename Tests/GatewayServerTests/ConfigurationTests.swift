@@ -28,7 +28,7 @@ import Foundation
         api_keys:
           - { id: team-a, key_env: TEAM_A, models: [gpt-4o], limits: { requests_per_minute: 60, tokens_per_minute: 100000, quota: { period_seconds: 86400, max_tokens: 5000000 } } }
         model_limits: { gpt-4o: { tokens_per_minute: 1000000 } }
-        retry: { max_attempts: 3, time_budget_seconds: 30, retryable_statuses: [429, 503] }
+        retry: { max_attempts: 3, time_budget_seconds: 30, retryable_statuses: [429, 503], stream_idle_timeout_seconds: 90 }
         circuit_breaker: { failure_threshold: 3, trip_seconds: 15 }
         response_cache: { capacity: 100, ttl_seconds: 60 }
         """
@@ -53,6 +53,7 @@ import Foundation
         #expect(routing.apiKeys?.first?.limit?.quota?.period == .seconds(86400))
         #expect(routing.modelLimits["gpt-4o"]?.tokensPerMinute == 1_000_000)
         #expect(routing.retry.maxAttempts == 3 && routing.retry.timeBudget == .seconds(30) && routing.retry.retryableStatuses == [429, 503])
+        #expect(routing.retry.streamIdleTimeout == .seconds(90))
         #expect(routing.breaker.failureThreshold == 3 && routing.breaker.tripDuration == .seconds(15))
         #expect(routing.responseCache?.capacity == 100)
         #expect(resolved.upstreams["ptu-east"]?.endpoint.chatCompletionsURL == "https://east.example.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21")

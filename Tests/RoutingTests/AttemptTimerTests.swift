@@ -126,3 +126,75 @@ final class HungUpstream: Upstream {
         await #expect(throws: Never.self) { try await clock.waitUntil(RoutingInstant(.seconds(1))) }
     }
 }
+
+/// Sends one chunk, then stays silent (for real) until cancelled.
+final class StallingUpstream: Upstream {
+    let cancelled = Mutex(0)
+
+    func send(_ request: ChatCompletionRequest, context: UpstreamCallContext) async throws -> ChatCompletionResponse {
+        throw UpstreamError(kind: .invalidResponse, message: "streaming only")
+    }
+
+    func stream(_ request: ChatCompletionRequest, context: UpstreamCallContext) -> AsyncThrowingStream<ChatCompletionChunk, any Error> {
+        AsyncThrowingStream { continuation in
+            continuation.yield(ChatCompletionChunk(id: "s", created: 0, model: request.model,
+                                                   choices: [.init(index: 0, delta: ChatDelta(role: .assistant, content: "first"))]))
+            let task = Task {
+                do { try await Task.sleep(for: .seconds(3600)) } catch {
+                    self.cancelled.withLock { $0 += 1 }
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+@Suite struct StreamIdleTimeoutTests {
+    func open(idle: Duration?) async throws -> (ManualClock, StallingUpstream, GatewayStream) {
+        let clock = ManualClock()
+        let stalling = StallingUpstream()
+        let gateway = try Gateway(
+            configuration: GatewayConfiguration(models: [ModelRoute(name: "gpt", backends: [Backend(id: "s")])],
+                                                retry: RetryPolicy(streamIdleTimeout: idle)),
+            upstreams: ["s": stalling], clock: clock)
+        var request = ask("hi")
+        request.stream = true
+        return (clock, stalling, try await gateway.stream(request))
+    }
+
+    /// After the first chunk, silence longer than the limit (virtual time) ends the stream with
+    /// `upstreamTimeout`, and the upstream call is cancelled rather than left running.
+    @Test func aStalledStreamEndsWithUpstreamTimeout() async throws {
+        let (clock, stalling, stream) = try await open(idle: .seconds(5))
+        var iterator = stream.chunks.makeAsyncIterator()
+        let first = try await iterator.next()
+        #expect(first?.choices.first?.delta.content == "first")
+        await AttemptTimerTests.until { clock.pendingTimers == 1 }  // the idle timer is armed
+        clock.advance(by: .seconds(5) + .milliseconds(1))
+        do {
+            _ = try await iterator.next()
+            Issue.record("the stalled stream did not end")
+        } catch let error as RoutingError {
+            #expect(error.code == .upstreamTimeout)
+            #expect(error.upstream?.kind == .timeout)
+        }
+        await AttemptTimerTests.until { stalling.cancelled.withLock { $0 } == 1 }
+        #expect(clock.pendingTimers == 0)
+    }
+
+    /// Without a limit no timer is armed: the gateway does not end a silent stream by itself.
+    @Test func noLimitArmsNoTimer() async throws {
+        let (clock, stalling, stream) = try await open(idle: nil)
+        var iterator = stream.chunks.makeAsyncIterator()
+        _ = try await iterator.next()
+        for _ in 0..<100 { await Task.yield() }
+        #expect(clock.pendingTimers == 0)
+        clock.advance(by: .seconds(7200))
+        #expect(stalling.cancelled.withLock { $0 } == 0)
+    }
+
+    @Test func aNonPositiveLimitIsAConfigurationError() {
+        #expect(throws: RoutingError.self) { try RetryPolicy(streamIdleTimeout: .zero).validate() }
+    }
+}

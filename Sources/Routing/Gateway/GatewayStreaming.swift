@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Holds a stream iterator handed from the task that opened the stream to the relay task.
 /// `@unchecked Sendable`: after the hand-off only the relay task touches it, one `next()` at a time.
 final class ChunkIteratorBox: @unchecked Sendable {
@@ -73,6 +75,8 @@ extension Gateway {
 
         let (out, continuation) = AsyncThrowingStream<ChatCompletionChunk, any Error>.makeStream()
         let estimator = configuration.estimator
+        let idleLimit = configuration.retry.streamIdleTimeout
+        let idle = StreamIdleWatch()
         let relay = Task { [self] in
             var usage: Usage?
             var completionText = ""
@@ -93,11 +97,22 @@ extension Gateway {
             forward(opened.first)
             var failure: UpstreamError?
             do {
-                while let chunk = try await opened.rest.next() { forward(chunk) }
+                while true {
+                    // Between chunks, a timer on the gateway's clock cancels the relay when the
+                    // upstream stays silent for longer than the idle limit.
+                    let timer = idleLimit.map { limit in clock.scheduleTimer(at: clock.now + limit) { idle.fire() } }
+                    let chunk = try await opened.rest.next()
+                    timer?.cancel()
+                    guard let chunk, !idle.fired else { break }
+                    forward(chunk)
+                }
             } catch {
                 failure = Self.upstreamError(from: error)
             }
-            let cancelled = Task.isCancelled || failure?.kind == .cancelled
+            if idle.fired, let limit = idleLimit {
+                failure = UpstreamError(kind: .timeout, message: "the stream was silent for more than \(limit) after its first chunk")
+            }
+            let cancelled = (Task.isCancelled && !idle.fired) || failure?.kind == .cancelled
             let outcome: CircuitBreaker.Outcome = cancelled ? .ignored : (failure.map(Self.breakerOutcome) ?? .success)
             if let held { release(held, outcome: outcome, error: failure) }
             let finalUsage = usage ?? Usage(promptTokens: admitted.promptEstimate,
@@ -112,8 +127,11 @@ extension Gateway {
                 }
             }
             if let failure, !cancelled {
-                let error = RoutingError(.upstreamFailed, "the upstream stream broke off (\(failure.kind)): retry the request",
-                                         requestID: admitted.requestID, upstream: failure)
+                let error = failure.kind == .timeout
+                    ? RoutingError(.upstreamTimeout, "the upstream stream stalled (\(failure.message)): retry the request",
+                                   requestID: admitted.requestID, upstream: failure)
+                    : RoutingError(.upstreamFailed, "the upstream stream broke off (\(failure.kind)): retry the request",
+                                   requestID: admitted.requestID, upstream: failure)
                 logger.warning("stream interrupted", metadata: ["request_id": "\(admitted.requestID)", "backend": "\(backendID)"])
                 observer?(.answered(requestID: admitted.requestID, error: error, at: now))
                 continuation.finish(throwing: error)
@@ -122,6 +140,7 @@ extension Gateway {
                 continuation.finish()
             }
         }
+        idle.attach(relay)
         continuation.onTermination = { _ in relay.cancel() }
         return GatewayStream(requestID: admitted.requestID, model: model, backendID: backendID, attempts: attempts,
                              cache: lookup.outcome, chunks: out)
@@ -163,5 +182,30 @@ struct StreamAssembly {
             ChatCompletionResponse.Choice(index: index, message: .assistant(text[index] ?? ""), finishReason: "stop")
         }
         return ChatCompletionResponse(id: id, created: created, model: model, choices: choices, usage: usage)
+    }
+}
+
+/// The idle timer's link to the relay task it cancels (the task exists only after its closure is
+/// built, so it is attached afterwards; a timer firing before that still marks the stream idle and
+/// the relay stops at its next chunk).
+final class StreamIdleWatch: Sendable {
+    private let state = Mutex<(fired: Bool, task: Task<Void, Never>?)>((false, nil))
+
+    var fired: Bool { state.withLock { $0.fired } }
+
+    func attach(_ task: Task<Void, Never>) {
+        let cancelNow = state.withLock { s -> Bool in
+            s.task = task
+            return s.fired
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    func fire() {
+        let task = state.withLock { s -> Task<Void, Never>? in
+            s.fired = true
+            return s.task
+        }
+        task?.cancel()
     }
 }

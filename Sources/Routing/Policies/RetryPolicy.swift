@@ -20,6 +20,10 @@ public struct RetryPolicy: Sendable, Hashable {
     /// A Retry-After longer than this is not waited for when no other backend can take the request;
     /// the client gets 429/503 with the Retry-After instead.
     public var maxRetryAfterWait: Duration
+    /// The longest silence between two chunks of a stream after its first (nil: no limit here; an
+    /// HTTP upstream's read timeout still applies). A stream silent for longer is cancelled upstream
+    /// and ends with an `upstreamTimeout` error event.
+    public var streamIdleTimeout: Duration?
 
     /// Defaults: 4 attempts within 60 s, 30 s per attempt, backoff 200 ms × 2ⁿ up to 8 s with 50 % jitter,
     /// retry 408/429/500/502/503/504, timeouts and connection failures; wait for Retry-After up to 10 s.
@@ -28,7 +32,7 @@ public struct RetryPolicy: Sendable, Hashable {
         initialBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(8), multiplier: Double = 2,
         jitter: Double = 0.5, retryableStatuses: Set<Int> = [408, 429, 500, 502, 503, 504],
         retryOnTimeout: Bool = true, retryOnConnectionFailure: Bool = true, retryOnInvalidResponse: Bool = true,
-        maxRetryAfterWait: Duration = .seconds(10)
+        maxRetryAfterWait: Duration = .seconds(10), streamIdleTimeout: Duration? = nil
     ) {
         self.maxAttempts = maxAttempts
         self.timeBudget = timeBudget
@@ -42,6 +46,7 @@ public struct RetryPolicy: Sendable, Hashable {
         self.retryOnConnectionFailure = retryOnConnectionFailure
         self.retryOnInvalidResponse = retryOnInvalidResponse
         self.maxRetryAfterWait = maxRetryAfterWait
+        self.streamIdleTimeout = streamIdleTimeout
     }
 
     /// No retries at all.
@@ -54,6 +59,9 @@ public struct RetryPolicy: Sendable, Hashable {
         guard timeBudget > .zero else { throw RoutingError(.invalidConfiguration, "retry timeBudget must be positive") }
         if let attemptTimeout, attemptTimeout <= .zero {
             throw RoutingError(.invalidConfiguration, "retry attemptTimeout must be positive")
+        }
+        if let streamIdleTimeout, streamIdleTimeout <= .zero {
+            throw RoutingError(.invalidConfiguration, "retry streamIdleTimeout must be positive")
         }
         guard initialBackoff >= .zero, maxBackoff >= initialBackoff else {
             throw RoutingError(.invalidConfiguration, "retry backoff must satisfy 0 ≤ initialBackoff ≤ maxBackoff")
