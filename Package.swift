@@ -97,6 +97,8 @@ let package = Package(
             dependencies: [
                 "Routing",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -260,6 +262,11 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "Routing"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatewayServerTests",
+            dependencies: ["GatewayServer", "Routing", .product(name: "HummingbirdTLS", package: "hummingbird")],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -30,11 +32,13 @@ public struct GatewayHTTPOptions: Sendable {
     /// Send the answering backend's id in an `x-upstream` response header (useful for
     /// debugging and tests; turn off to hide the topology from clients).
     public var exposeBackendHeader: Bool
+    /// Serve HTTPS with this configuration (nil: plain HTTP).
+    public var tls: TLSConfiguration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maximumBodyBytes: Int = 4 << 20,
         shutdownGracePeriod: Duration = .seconds(30), clientIdleTimeout: Duration? = .seconds(75),
-        exposeBackendHeader: Bool = true
+        exposeBackendHeader: Bool = true, tls: TLSConfiguration? = nil
     ) {
         self.host = host
         self.port = port
@@ -42,6 +46,7 @@ public struct GatewayHTTPOptions: Sendable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.clientIdleTimeout = clientIdleTimeout
         self.exposeBackendHeader = exposeBackendHeader
+        self.tls = tls
     }
 }
 
@@ -133,13 +138,15 @@ public final class GatewayHTTPServer: Sendable {
         let router = makeRouter()
         let options = self.options
         let logger = self.logger
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: options.clientIdleTimeout.map { TimeAmount($0) }))
+        let builder = try options.tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
         return try await RunningServer.start(
-            host: options.host, logger: logger, gracefulShutdownTimeout: options.shutdownGracePeriod,
-            services: dependentServices, handleSignals: handleSignals
+            host: options.host, scheme: options.tls == nil ? "http" : "https", logger: logger,
+            gracefulShutdownTimeout: options.shutdownGracePeriod, services: dependentServices, handleSignals: handleSignals
         ) { onRunning in
             Application(
                 router: router,
-                server: .http1(configuration: .init(idleTimeout: options.clientIdleTimeout.map { TimeAmount($0) })),
+                server: builder,
                 configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
                 onServerRunning: onRunning,
                 logger: logger
@@ -505,10 +512,18 @@ extension GatewayHTTPServer {
             try? clients.syncShutdown()
             throw GatewayError(.invalidConfiguration, error.message, underlying: error)
         }
+        let tls: TLSConfiguration?
+        do {
+            tls = try file.tlsConfiguration()
+        } catch {
+            try? clients.syncShutdown()
+            throw error
+        }
         let options = GatewayHTTPOptions(
             host: overrideHost ?? s.host, port: overridePort ?? s.port, maximumBodyBytes: s.maxBodyBytes,
             shutdownGracePeriod: .seconds(double: s.shutdownGraceSeconds),
-            clientIdleTimeout: s.clientIdleTimeoutSeconds > 0 ? .seconds(double: s.clientIdleTimeoutSeconds) : nil
+            clientIdleTimeout: s.clientIdleTimeoutSeconds > 0 ? .seconds(double: s.clientIdleTimeoutSeconds) : nil,
+            tls: tls
         )
         return GatewayHTTPServer(
             gateway: gateway, options: options, registry: registry, logger: logger,

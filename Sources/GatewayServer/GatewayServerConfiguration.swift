@@ -1,3 +1,4 @@
+import HummingbirdTLS
 import Routing
 import Yams
 
@@ -96,6 +97,8 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
         public var maxConnectionsPerUpstream = 512
         /// Seconds an idle client connection is kept open (default 75; 0 disables the limit).
         public var clientIdleTimeoutSeconds = 75.0
+        /// Serve HTTPS with these PEM files (absent: plain HTTP).
+        public var tls: TLSSection?
 
         public init() {}
 
@@ -107,6 +110,7 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
             case readIdleTimeoutSeconds = "read_idle_timeout_seconds"
             case maxConnectionsPerUpstream = "max_connections_per_upstream"
             case clientIdleTimeoutSeconds = "client_idle_timeout_seconds"
+            case tls
         }
 
         public init(from decoder: any Decoder) throws {
@@ -120,6 +124,24 @@ public struct GatewayServerConfiguration: Sendable, Equatable, Decodable {
             readIdleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .readIdleTimeoutSeconds) ?? readIdleTimeoutSeconds
             maxConnectionsPerUpstream = try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerUpstream) ?? maxConnectionsPerUpstream
             clientIdleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .clientIdleTimeoutSeconds) ?? clientIdleTimeoutSeconds
+            tls = try c.decodeIfPresent(TLSSection.self, forKey: .tls)
+        }
+    }
+
+    /// `server.tls:` — `cert_file` (PEM, the certificate then its chain) and `key_file` (PEM);
+    /// relative paths start beside the configuration file.
+    public struct TLSSection: Sendable, Equatable, Decodable {
+        public var certFile: String
+        public var keyFile: String
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case certFile = "cert_file"
+            case keyFile = "key_file"
+        }
+        public init(from decoder: any Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, section: "server.tls")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            certFile = try c.decode(String.self, forKey: .certFile)
+            keyFile = try c.decode(String.self, forKey: .keyFile)
         }
     }
 
@@ -632,7 +654,7 @@ extension GatewayServerConfiguration {
             guard let file = section.weightsFile, !file.isEmpty else {
                 throw GatewayError(.invalidConfiguration, "model_routing: classifier logistic needs weights_file (a LogisticRegressionClassifier JSON)")
             }
-            let path = file.hasPrefix("/") || sourceDirectory == nil ? file : sourceDirectory! + "/" + file
+            let path = resolvePath(file)
             let data: Data
             do {
                 data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -648,6 +670,37 @@ extension GatewayServerConfiguration {
             throw GatewayError(.invalidConfiguration, "model_routing.classifier must be 'rules' or 'logistic' (got '\(section.classifier ?? "")')")
         }
         return (ModelRoutingConfiguration(modelName: virtual, router: router), classifier)
+    }
+}
+
+extension GatewayServerConfiguration {
+    /// `path` as written, or beside the configuration file when relative and the file's directory is known.
+    func resolvePath(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let sourceDirectory else { return path }
+        return sourceDirectory + "/" + path
+    }
+
+    /// The server's TLS configuration from `server.tls` (nil without it).
+    /// - Throws: ``GatewayError`` naming the file that cannot be read or is not PEM.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let tls = server.tls else { return nil }
+        let certPath = resolvePath(tls.certFile), keyPath = resolvePath(tls.keyFile)
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certPath)
+        } catch {
+            throw GatewayError(.invalidConfiguration, "server.tls.cert_file '\(certPath)' cannot be read as PEM certificates: check the path and the file")
+        }
+        guard !chain.isEmpty else {
+            throw GatewayError(.invalidConfiguration, "server.tls.cert_file '\(certPath)' holds no certificate")
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        } catch {
+            throw GatewayError(.invalidConfiguration, "server.tls.key_file '\(keyPath)' cannot be read as a PEM private key: check the path and the file")
+        }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
     }
 }
 

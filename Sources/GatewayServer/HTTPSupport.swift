@@ -82,18 +82,21 @@ public final class RunningServer: Sendable {
     public let port: Int
     /// The host it is bound to.
     public let host: String
+    /// `http` or `https`.
+    public let scheme: String
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    private init(port: Int, host: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(port: Int, host: String, scheme: String, group: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
         self.host = host
+        self.scheme = scheme
         self.group = group
         self.task = task
     }
 
-    /// `http://host:port`.
-    public var baseURL: String { "http://\(host):\(port)" }
+    /// `http://host:port` (`https://` when serving TLS).
+    public var baseURL: String { "\(scheme)://\(host):\(port)" }
 
     /// Starts `makeApplication` (given the callback to pass as `onServerRunning`) and returns once it listens.
     /// - Parameters:
@@ -101,6 +104,7 @@ public final class RunningServer: Sendable {
     ///   - handleSignals: SIGTERM/SIGINT trigger a graceful shutdown.
     static func start(
         host: String,
+        scheme: String = "http",
         logger: Logger,
         gracefulShutdownTimeout: Duration?,
         services: [any Service] = [],
@@ -132,7 +136,7 @@ public final class RunningServer: Sendable {
             continuation.finish()
         }
         for await port in ports {
-            return RunningServer(port: port, host: host, group: group, task: task)
+            return RunningServer(port: port, host: host, scheme: scheme, group: group, task: task)
         }
         let error = failure.withLock { $0 }
         throw GatewayError(
