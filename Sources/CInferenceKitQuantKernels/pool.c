@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 #if IKQ_POOL
@@ -109,6 +110,9 @@ int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, cons
     const int64_t groups = (w->rows + 7) / 8;
     int parts = threads < 1 ? 1 : threads;
     if (parts > IKQ_POOL_MAX_WORKERS + 1) parts = IKQ_POOL_MAX_WORKERS + 1;
+    // Spinning workers beyond the cores would only take turns on them: one part per online CPU at most.
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus >= 1 && parts > cpus) parts = (int)cpus;
     if (parts > (groups + 1) / 2) parts = (int)((groups + 1) / 2);  // at least one group pair per part
     if (parts < 1) parts = 1;
     ikq_job job = {isa, w, q, d, s, tokens, out, out_stride, parts};

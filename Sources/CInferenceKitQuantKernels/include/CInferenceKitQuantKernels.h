@@ -76,8 +76,9 @@ void ikq_matmul(const ikq_packed_matrix *w, const int8_t *q, const float *d, con
 void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                     float *out, int64_t out_stride, int64_t group_begin, int64_t group_end);
 
-/// ikq_matmul_isa over every row group, split into `threads` parts (even group boundaries) run on a
-/// persistent pool: the caller runs part 0, pool threads the others. Workers spin briefly after each
+/// ikq_matmul_isa over every row group, split into `threads` parts (even group boundaries; at most one
+/// per online CPU and one per group pair) run on a persistent pool: the caller runs part 0, pool
+/// threads the others. Workers spin briefly after each
 /// job so back-to-back products start without a kernel wake-up, then sleep. One job at a time:
 /// returns -1 without doing anything when another thread is using the pool (or threads cannot be
 /// started), so the caller can fall back to its own threads; 0 when the product is done.
