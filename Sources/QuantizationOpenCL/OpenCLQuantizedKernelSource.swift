@@ -29,7 +29,7 @@ enum QuantKernelSource {
     /// row pair split the blocks of K and reduce in local memory, 4 tokens per group for batches.
     static func tiles(_ layout: Layout) -> (decode: Tile, batch: Tile) {
         switch layout {
-        case .cpu: (Tile(rows: 1, tokens: 1, local: 1), Tile(rows: 2, tokens: 8, local: 4))
+        case .cpu: (Tile(rows: 16, tokens: 1, local: 1), Tile(rows: 2, tokens: 8, local: 4))
         case .gpu: (Tile(rows: 2, tokens: 1, local: 64), Tile(rows: 2, tokens: 4, local: 64))
         }
     }
@@ -75,19 +75,20 @@ enum QuantKernelSource {
         var hasOffset: Bool { self == .q4_1 || self == .int4 }
 
         /// Decodes block `b` of row `r` into `d{r}` (scale), `o{r}` (offset) and `l{r}`, `h{r}` (codes 0–15, 16–31).
-        func decode(_ r: Int, _ cpu: Bool) -> String {
+        func decode(_ r: Int, _ cpu: Bool, block b: String = "b", row: String? = nil) -> String {
+            let w = row ?? "w\(r)"
             func half(_ i: String, _ p: String) -> String { cpu ? "half_to_float(((__global const ushort *)\(p))[\(i)])" : "vload_half(\(i), (__global const half *)\(p))" }
             switch self {
             case .q8_0:
                 return """
-                __global const uchar *p\(r) = w\(r) + b * 34;
+                __global const uchar *p\(r) = \(w) + \(b) * 34;
                             const float d\(r) = \(half("0", "p\(r)"));
                             const float16 l\(r) = convert_float16(vload16(0, (__global const char *)(p\(r) + 2))), h\(r) = convert_float16(vload16(0, (__global const char *)(p\(r) + 18)));
                 """
             case .q4_0:
                 // w = d·(u − 8): the offset is applied to the codes as signed bytes before the conversion.
                 return """
-                __global const uchar *p\(r) = w\(r) + b * 18;
+                __global const uchar *p\(r) = \(w) + \(b) * 18;
                             const float d\(r) = \(half("0", "p\(r)"));
                             const uchar16 c\(r) = vload16(0, p\(r) + 2);
                             const float16 l\(r) = convert_float16(as_char16(c\(r) & (uchar16)(0x0F)) - (char16)(8)), h\(r) = convert_float16(as_char16(c\(r) >> (uchar16)(4)) - (char16)(8));
@@ -95,21 +96,21 @@ enum QuantKernelSource {
             case .q4_1:
                 // w = d·u + m.
                 return """
-                __global const uchar *p\(r) = w\(r) + b * 20;
+                __global const uchar *p\(r) = \(w) + \(b) * 20;
                             const float d\(r) = \(half("0", "p\(r)")), o\(r) = \(half("1", "p\(r)"));
                             const uchar16 c\(r) = vload16(0, p\(r) + 4);
                             const float16 l\(r) = convert_float16(c\(r) & (uchar16)(0x0F)), h\(r) = convert_float16(c\(r) >> (uchar16)(4));
                 """
             case .int8:
                 return """
-                const float16 l\(r) = convert_float16(vload16(0, w\(r) + b * 32)), h\(r) = convert_float16(vload16(1, w\(r) + b * 32));
+                const float16 l\(r) = convert_float16(vload16(0, \(w) + \(b) * 32)), h\(r) = convert_float16(vload16(1, \(w) + \(b) * 32));
                 """
             case .int4:
                 return """
-                const size_t gi\(r) = g\(r) + (size_t)(b * 32 / P0);
+                const size_t gi\(r) = g\(row == nil ? r : 0) + (size_t)(\(b) * 32 / P0);
                             const float d\(r) = \(half("gi\(r)", "w"));
                             const float o\(r) = -d\(r) * (P1 ? 8.0f : (float)w[zeros + gi\(r)]);
-                            const uchar16 c\(r) = vload16(0, w\(r) + b * 16);
+                            const uchar16 c\(r) = vload16(0, \(w) + \(b) * 16);
                             const float16 l\(r) = convert_float16(c\(r) & (uchar16)(0x0F)), h\(r) = convert_float16(c\(r) >> (uchar16)(4));
                 """
             }
@@ -122,7 +123,8 @@ enum QuantKernelSource {
     }
 
     static func name(_ f: Family, _ layout: Layout, rows: Int, tokens: Int) -> String {
-        "qmm_\(f.rawValue)_\(layout == .cpu ? "cpu" : "gpu")_r\(rows)_t\(tokens)"
+        if layout == .cpu && tokens == 1 { return decodeName(f, rows: rows) }
+        return "qmm_\(f.rawValue)_\(layout == .cpu ? "cpu" : "gpu")_r\(rows)_t\(tokens)"
     }
 
     /// A kernel for `rows` × `tokens` outputs.
@@ -136,6 +138,7 @@ enum QuantKernelSource {
     /// ≤ 256; work-item `l` of a group takes blocks `l, l + L, …` with scalar accumulators, and the group
     /// sums them through local memory.
     static func kernel(_ f: Family, _ layout: Layout, rows: Int, tokens: Int) -> String {
+        if layout == .cpu && tokens == 1 { return decodeKernel(f, rows: rows) }
         let rs = 0..<rows, ts = 0..<tokens
         let cpu = layout == .cpu
         let acc = cpu ? "float16" : "float"
@@ -169,18 +172,7 @@ enum QuantKernelSource {
                 continue
             }
             if f.hasOffset { s += "            const float16 xs = xl + xh;\(cpu ? "" : " const float sx = hsum16(xs);")\n" }
-            for r in rs {
-                let dot = "fma(l\(r), xl, h\(r) * xh)"
-                let a = "a\(r)_\(t)"
-                switch (f, cpu) {
-                case (.int8, true): s += "            \(a) = fma(l\(r), xl, fma(h\(r), xh, \(a)));\n"
-                case (.int8, false): s += "            \(a) += hsum16(\(dot));\n"
-                case (.q8_0, true), (.q4_0, true): s += "            \(a) = fma((float16)d\(r), \(dot), \(a));\n"
-                case (.q8_0, false), (.q4_0, false): s += "            \(a) = fma(d\(r), hsum16(\(dot)), \(a));\n"
-                case (_, true): s += "            \(a) = fma((float16)d\(r), \(dot), fma((float16)o\(r), xs, \(a)));\n"
-                case (_, false): s += "            \(a) = fma(d\(r), hsum16(\(dot)), fma(o\(r), sx, \(a)));\n"
-                }
-            }
+            for r in rs { s += "            " + accumulate(f, cpu, r, into: "a\(r)_\(t)") + "\n" }
             s += "        }\n"
         }
         s += "    }\n"
@@ -205,6 +197,45 @@ enum QuantKernelSource {
         }
         return s + "}\n"
     }
+
+    /// `acc += block · x` for decoded block `r` against `xl`, `xh` (and `xs = xl + xh`, `sx = Σxs` when the format has offsets).
+    static func accumulate(_ f: Family, _ cpu: Bool, _ r: Int, into a: String) -> String {
+        let dot = "fma(l\(r), xl, h\(r) * xh)"
+        switch (f, cpu) {
+        case (.int8, true): return "\(a) = fma(l\(r), xl, fma(h\(r), xh, \(a)));"
+        case (.int8, false): return "\(a) += hsum16(\(dot));"
+        case (.q8_0, true), (.q4_0, true): return "\(a) = fma((float16)d\(r), \(dot), \(a));"
+        case (.q8_0, false), (.q4_0, false): return "\(a) = fma(d\(r), hsum16(\(dot)), \(a));"
+        case (_, true): return "\(a) = fma((float16)d\(r), \(dot), fma((float16)o\(r), xs, \(a)));"
+        case (_, false): return "\(a) = fma(d\(r), hsum16(\(dot)), fma(o\(r), sx, \(a)));"
+        }
+    }
+
+    /// The CPU decode kernel: work-item `i` computes rows `i·rows …` one after another for token
+    /// `get_global_id(0)` (one sequential stream per thread, few work-groups), two blocks per iteration into
+    /// two accumulators so consecutive FMAs do not wait on each other. NDRange `[T, ⌈N / rows⌉]`.
+    static func decodeKernel(_ f: Family, rows: Int) -> String {
+        func body(_ r: Int, _ block: String) -> String {
+            var s = f.decode(r, true, block: block, row: "w0").split(separator: "\n").map { "            " + $0.trimmingCharacters(in: .whitespaces) + "\n" }.joined()
+            s += "            {\n                const float16 xl = vload16(0, xt + \(block) * 32), xh = vload16(1, xt + \(block) * 32);\n"
+            if f.hasOffset { s += "                const float16 xs = xl + xh;\n" }
+            return s + "                " + accumulate(f, true, r, into: "a\(r)") + "\n            }\n"
+        }
+        var s = "__kernel void \(decodeName(f, rows: rows))(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T, int P0, int P1) {\n"
+        s += "    const int row0 = get_global_id(1) * \(rows), tok = get_global_id(0);\n"
+        s += "    if (row0 >= N || tok >= T) return;\n"
+        s += "    const int nb = K / 32;\n    \(f.setup)\n"
+        s += "    __global const float *xt = x + (size_t)tok * K;\n"
+        s += "    for (int n0 = row0; n0 < min(row0 + \(rows), N); n0++) {\n"
+        s += "        \(f.rowSetup(0))\n"
+        s += "        float16 a0 = 0.0f, a1 = 0.0f;\n        int b = 0;\n"
+        s += "        for (; b + 1 < nb; b += 2) {\n" + body(0, "b") + body(1, "(b + 1)") + "        }\n"
+        s += "        if (b < nb) {\n" + body(0, "b") + "        }\n"
+        s += "        y[(size_t)tok * N + n0] = hsum16(a0 + a1)\(f.finalScale(0));\n"
+        return s + "    }\n}\n"
+    }
+
+    static func decodeName(_ f: Family, rows: Int) -> String { "qmm_\(f.rawValue)_cpu_decode_r\(rows)" }
 
     static let prelude = """
     // Float16 bits to Float32 with integer operations: PoCL expands vload_half to a longer scalar sequence.

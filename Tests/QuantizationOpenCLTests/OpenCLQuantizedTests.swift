@@ -37,10 +37,12 @@ func offsetMagnitude(_ q: QuantizedMatrix, row n: Int, column k: Int) -> Float {
 
 @Suite("OpenCL quantized kernels vs dequantize + ReferenceBackend", .enabled(if: hasOpenCLDevice, "no OpenCL device"), .serialized)
 struct OpenCLQuantizedTests {
-    /// Every format × both kernel layouts × tile tails: odd N (row tiles of 2 leave a tail), K not a multiple
-    /// of 128 where the format allows, T = 1 (decode kernel), T = 3 (fewer tokens than a batch tile) and
-    /// T = 19 (two CPU tiles of 8 or four GPU tiles of 4, plus a tail of 3). Rows 0, 5, 10, … are scaled by
-    /// 10⁻⁴ so their Float16 block scales are subnormal.
+    /// Every format × both kernel layouts × tile tails: odd N (row tiles of 2, and the CPU decode kernel's
+    /// 16 rows per work-item, leave a tail), K not a multiple of 128 where the format allows, an odd and an
+    /// even number of 32-weight blocks for decode (its loop takes two blocks at a time), T = 1 (decode kernel,
+    /// N = 13 and 53), T = 3 (fewer tokens than a batch tile) and T = 19 (two CPU tiles of 8 or four GPU
+    /// tiles of 4, plus a tail of 3). Rows 0, 5, 10, … are scaled by 10⁻⁴ so their Float16 block scales
+    /// are subnormal.
     ///
     /// Bound: the kernels dequantize exactly (`d·c` of a Float16 and an 8-bit code, and `d·(u − 8)`, fit
     /// Float32) and sum in Float32 in some order. Each of the K products and every partial sum, the
@@ -51,8 +53,8 @@ struct OpenCLQuantizedTests {
     func matchesReference(format: QuantizationFormat, layout: QuantKernelSource.Layout) throws {
         let rt = try runtime(layout)
         let bs = format.blockSize
-        let ks = bs == 128 ? [128, 384, 640] : bs == 64 ? [192, 448, 320] : [96, 416, 224]
-        for (i, (n, t)) in [(13, 1), (37, 3), (91, 19)].enumerated() {
+        let ks = bs == 128 ? [128, 384, 640, 896] : bs == 64 ? [192, 448, 320, 576] : [96, 416, 224, 192]
+        for (i, (n, t)) in [(13, 1), (37, 3), (91, 19), (53, 1)].enumerated() {
             let k = ks[i]
             var w = Tensor.random(shape: [n, k], seed: UInt64(n * k), distribution: .normal(mean: 0, standardDeviation: 0.05))
             for o in stride(from: 0, to: n, by: 5) { for j in 0..<k { w[o, j] *= 1e-4 } }
