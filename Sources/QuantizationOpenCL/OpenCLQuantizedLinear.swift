@@ -100,16 +100,13 @@ public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
         format = matrix.format
         outputFeatures = matrix.rows
         inputFeatures = matrix.columns
-        weights = try OpenCLQuantizedRuntime.device("uploading \(matrix.bytes.count) bytes of \(matrix.format) weights to \(runtime.backend.device.name)") {
-            try runtime.backend.makeBuffer(matrix.bytes)
+        // The CPU kernels read K in panels (`QuantKernelSource.panelize`); the GPU kernels read the format's own layout.
+        let bytes = runtime.layout == .cpu ? try QuantKernelSource.panelize(matrix) : matrix.bytes
+        weights = try OpenCLQuantizedRuntime.device("uploading \(bytes.count) bytes of \(matrix.format) weights to \(runtime.backend.device.name)") {
+            try runtime.backend.makeBuffer(bytes)
         }
-        switch matrix.format {
-        case .q8_0: (family, parameters) = (.q8_0, (0, 0))
-        case .q4_0: (family, parameters) = (.q4_0, (0, 0))
-        case .q4_1: (family, parameters) = (.q4_1, (0, 0))
-        case .int8PerChannel: (family, parameters) = (.int8, (0, 0))
-        case let .int4Grouped(g, symmetric): (family, parameters) = (.int4, (Int32(g), symmetric ? 1 : 0))
-        }
+        family = QuantKernelSource.Family(matrix.format)
+        if case let .int4Grouped(g, symmetric) = matrix.format { parameters = (Int32(g), symmetric ? 1 : 0) } else { parameters = (0, 0) }
     }
 
     public func apply(_ x: Tensor, backend: some ComputeBackend) throws -> Tensor { try apply(x) }

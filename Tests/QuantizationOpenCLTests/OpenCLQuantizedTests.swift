@@ -39,9 +39,9 @@ func offsetMagnitude(_ q: QuantizedMatrix, row n: Int, column k: Int) -> Float {
 struct OpenCLQuantizedTests {
     /// Every format × both kernel layouts × tile tails: odd N (row tiles of 2, and the CPU decode kernel's
     /// 16 rows per work-item, leave a tail), K not a multiple of 128 where the format allows, an odd and an
-    /// even number of 32-weight blocks for decode (its loop takes two blocks at a time), T = 1 (decode kernel,
-    /// N = 13 and 53), T = 3 (fewer tokens than a batch tile) and T = 19 (two CPU tiles of 8 or four GPU
-    /// tiles of 4, plus a tail of 3). Rows 0, 5, 10, … are scaled by 10⁻⁴ so their Float16 block scales
+    /// even number of 32-weight blocks for decode (its loop takes two blocks at a time), K over two CPU panels
+    /// for decode and batches (weights reordered on upload), T = 1 (decode kernel, N = 13, 53 and 21), T = 3 (fewer tokens than a batch tile) and T = 19 (two CPU tiles of 8 or four GPU
+    /// tiles of 4, plus a tail of 3) and T = 11. Rows 0, 5, 10, … are scaled by 10⁻⁴ so their Float16 block scales
     /// are subnormal.
     ///
     /// Bound: the kernels dequantize exactly (`d·c` of a Float16 and an 8-bit code, and `d·(u − 8)`, fit
@@ -53,9 +53,9 @@ struct OpenCLQuantizedTests {
     func matchesReference(format: QuantizationFormat, layout: QuantKernelSource.Layout) throws {
         let rt = try runtime(layout)
         let bs = format.blockSize
-        let ks = bs == 128 ? [128, 384, 640, 896] : bs == 64 ? [192, 448, 320, 576] : [96, 416, 224, 192]
-        for (i, (n, t)) in [(13, 1), (37, 3), (91, 19), (53, 1)].enumerated() {
-            let k = ks[i]
+        // The last K spans two CPU panels (`QuantKernelSource.panelBlocks` = 128 blocks) with a short second one.
+        let ks = bs == 128 ? [128, 384, 640, 896, 4224] : bs == 64 ? [192, 448, 320, 576, 4160] : [96, 416, 224, 192, 4192]
+        for (n, k, t) in [(13, ks[0], 1), (37, ks[1], 3), (91, ks[2], 19), (53, ks[3], 1), (21, ks[4], 1), (19, ks[4], 11)] {
             var w = Tensor.random(shape: [n, k], seed: UInt64(n * k), distribution: .normal(mean: 0, standardDeviation: 0.05))
             for o in stride(from: 0, to: n, by: 5) { for j in 0..<k { w[o, j] *= 1e-4 } }
             let x = Tensor.random(shape: [t, k], seed: UInt64(n + k), distribution: .normal(mean: 0, standardDeviation: 1))
