@@ -27,107 +27,28 @@ public final class OpenCLQuantizedRuntime: Sendable {
     public let backend: OpenCLBackend
     let program: OpenCLProgram
 
-    static let label = "QuantizationOpenCL quantized matvec kernels"
-    static let kernels = ["matvec_q8_0", "matvec_q4", "matvec_int8", "matvec_int4"]
-
-    static let source = """
-    __kernel void matvec_q8_0(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T) {
-        const int n = get_global_id(0), t = get_global_id(1);
-        if (n >= N || t >= T) return;
-        const int nb = K / 32;
-        __global const uchar *row = w + (size_t)n * nb * 34;
-        __global const float *xr = x + (size_t)t * K;
-        float acc = 0.0f;
-        for (int b = 0; b < nb; b++) {
-            __global const uchar *blk = row + b * 34;
-            const float d = vload_half(0, (__global const half *)blk);
-            __global const char *qs = (__global const char *)(blk + 2);
-            __global const float *xb = xr + b * 32;
-            float s = 0.0f;
-            for (int j = 0; j < 32; j += 4) s += dot(convert_float4(vload4(0, qs + j)), vload4(0, xb + j));
-            acc += d * s;
-        }
-        y[(size_t)t * N + n] = acc;
-    }
-
-    __kernel void matvec_q4(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T, int withMin) {
-        const int n = get_global_id(0), t = get_global_id(1);
-        if (n >= N || t >= T) return;
-        const int nb = K / 32, bytes = withMin ? 20 : 18, qoff = withMin ? 4 : 2;
-        __global const uchar *row = w + (size_t)n * nb * bytes;
-        __global const float *xr = x + (size_t)t * K;
-        float acc = 0.0f;
-        for (int b = 0; b < nb; b++) {
-            __global const uchar *blk = row + b * bytes;
-            const float d = vload_half(0, (__global const half *)blk);
-            __global const float *xb = xr + b * 32;
-            float s = 0.0f, sx = 0.0f;
-            for (int j = 0; j < 16; j += 4) {
-                const uchar4 v = vload4(0, blk + qoff + j);
-                const float4 x0 = vload4(0, xb + j), x1 = vload4(0, xb + 16 + j);
-                s += dot(convert_float4(v & (uchar4)(0x0F)), x0) + dot(convert_float4(v >> (uchar4)(4)), x1);
-                sx += dot(x0, (float4)(1.0f)) + dot(x1, (float4)(1.0f));
-            }
-            // Q4_0: w = d·(u − 8); Q4_1: w = d·u + m.
-            const float m = withMin ? vload_half(1, (__global const half *)blk) : -8.0f * d;
-            acc += d * s + m * sx;
-        }
-        y[(size_t)t * N + n] = acc;
-    }
-
-    // INT8 per channel, planar: N Float32 scales, then N × K int8 codes.
-    __kernel void matvec_int8(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T) {
-        const int n = get_global_id(0), t = get_global_id(1);
-        if (n >= N || t >= T) return;
-        const float scale = ((__global const float *)w)[n];
-        __global const char *row = (__global const char *)(w + (size_t)N * 4 + (size_t)n * K);
-        __global const float *xr = x + (size_t)t * K;
-        float s = 0.0f;
-        for (int k = 0; k < K; k += 4) s += dot(convert_float4(vload4(0, row + k)), vload4(0, xr + k));
-        y[(size_t)t * N + n] = scale * s;
-    }
-
-    // INT4 grouped, planar: N × K/G Float16 scales, [N × K/G uint8 zero points], N × K/2 code bytes
-    // packed per 32-weight sub-block like Q4_0. Symmetric groups use zero point 8.
-    __kernel void matvec_int4(__global const uchar *w, __global const float *x, __global float *y, int N, int K, int T, int G, int symmetric) {
-        const int n = get_global_id(0), t = get_global_id(1);
-        if (n >= N || t >= T) return;
-        const int groups = K / G;
-        const size_t zerosOffset = (size_t)N * groups * 2;
-        const size_t codesOffset = zerosOffset + (symmetric ? 0 : (size_t)N * groups);
-        __global const float *xr = x + (size_t)t * K;
-        float acc = 0.0f;
-        for (int g = 0; g < groups; g++) {
-            const size_t gi = (size_t)n * groups + g;
-            const float scale = vload_half(gi, (__global const half *)w);
-            const float z = symmetric ? 8.0f : (float)w[zerosOffset + gi];
-            float s = 0.0f, sx = 0.0f;
-            for (int sb = 0; sb < G / 32; sb++) {
-                const int k0 = g * G + sb * 32;
-                __global const uchar *c = w + codesOffset + ((size_t)n * K + k0) / 2;
-                __global const float *xb = xr + k0;
-                for (int j = 0; j < 16; j += 4) {
-                    const uchar4 v = vload4(0, c + j);
-                    const float4 x0 = vload4(0, xb + j), x1 = vload4(0, xb + 16 + j);
-                    s += dot(convert_float4(v & (uchar4)(0x0F)), x0) + dot(convert_float4(v >> (uchar4)(4)), x1);
-                    sx += dot(x0, (float4)(1.0f)) + dot(x1, (float4)(1.0f));
-                }
-            }
-            acc += scale * (s - z * sx);
-        }
-        y[(size_t)t * N + n] = acc;
-    }
-    """
+    /// The kernel layout: `.gpu` on GPUs and accelerators, `.cpu` otherwise (see `QuantKernelSource`).
+    let layout: QuantKernelSource.Layout
+    let tiles: (decode: QuantKernelSource.Tile, batch: QuantKernelSource.Tile)
 
     /// Runs on `backend`'s device, building the quantized kernels there on first use in the process.
     ///
     /// - Throws: `deviceFailure` with the build log when the kernels do not compile.
-    public init(backend: OpenCLBackend) throws {
+    public convenience init(backend: OpenCLBackend) throws {
+        try self.init(backend: backend, layout: nil)
+    }
+
+    /// `layout` overrides the choice by device kind (tests run the GPU layout on PoCL).
+    init(backend: OpenCLBackend, layout: QuantKernelSource.Layout?) throws {
         self.backend = backend
         isGPU = backend.device.kind == .gpu || backend.device.kind == .accelerator
         deviceDescription = backend.device.description
+        let layout = layout ?? (isGPU ? .gpu : .cpu)
+        self.layout = layout
+        tiles = QuantKernelSource.tiles(layout)
+        let (source, kernels) = QuantKernelSource.program(layout)
         program = try Self.device("building the quantized kernels on \(backend.device.name)") {
-            try backend.program(source: Self.source, options: "-cl-std=CL1.2", kernels: Self.kernels, label: Self.label)
+            try backend.program(source: source, options: "-cl-std=CL1.2", kernels: kernels, label: "QuantizationOpenCL quantized matmul kernels (\(layout) layout)")
         }
     }
 
@@ -170,22 +91,22 @@ public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
     public let outputFeatures: Int
     public let inputFeatures: Int
     let weights: OpenCLBuffer
-    let kernel: String
+    let family: QuantKernelSource.Family
+    /// The format parameters `P0`, `P1` of the kernels (INT4: group size, symmetric; 0 otherwise).
+    let parameters: (Int32, Int32)
 
     init(runtime: OpenCLQuantizedRuntime, matrix: QuantizedMatrix) throws {
         self.runtime = runtime
         format = matrix.format
         outputFeatures = matrix.rows
         inputFeatures = matrix.columns
-        weights = try OpenCLQuantizedRuntime.device("uploading \(matrix.bytes.count) bytes of \(matrix.format) weights to \(runtime.backend.device.name)") {
-            try runtime.backend.makeBuffer(matrix.bytes)
+        // The CPU kernels read K in panels (`QuantKernelSource.panelize`); the GPU kernels read the format's own layout.
+        let bytes = runtime.layout == .cpu ? try QuantKernelSource.panelize(matrix) : matrix.bytes
+        weights = try OpenCLQuantizedRuntime.device("uploading \(bytes.count) bytes of \(matrix.format) weights to \(runtime.backend.device.name)") {
+            try runtime.backend.makeBuffer(bytes)
         }
-        switch matrix.format {
-        case .q8_0: kernel = "matvec_q8_0"
-        case .q4_0, .q4_1: kernel = "matvec_q4"
-        case .int8PerChannel: kernel = "matvec_int8"
-        case .int4Grouped: kernel = "matvec_int4"
-        }
+        family = QuantKernelSource.Family(matrix.format)
+        if case let .int4Grouped(g, symmetric) = matrix.format { parameters = (Int32(g), symmetric ? 1 : 0) } else { parameters = (0, 0) }
     }
 
     public func apply(_ x: Tensor, backend: some ComputeBackend) throws -> Tensor { try apply(x) }
@@ -197,7 +118,7 @@ public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
             throw QuantizationError(.nonFinite, "linear layer input holds \(x.scalars[i]) at flat index \(i); replace NaN/Inf values before calling")
         }
         let cl = runtime.backend
-        return try OpenCLQuantizedRuntime.device("running \(kernel) on \(cl.device.name)") {
+        return try OpenCLQuantizedRuntime.device("running the \(format) kernel on \(cl.device.name)") {
             let y = try launch(try cl.upload(x), outShape)
             return try cl.download(y)
         }
@@ -207,7 +128,7 @@ public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
     /// (no NaN/Inf check: that would need a download).
     public func apply(_ x: OpenCLTensor) throws -> OpenCLTensor {
         let outShape = try checkInput(x.shape)
-        return try OpenCLQuantizedRuntime.device("running \(kernel) on \(runtime.backend.device.name)") { try launch(x, outShape) }
+        return try OpenCLQuantizedRuntime.device("running the \(format) kernel on \(runtime.backend.device.name)") { try launch(x, outShape) }
     }
 
     private func checkInput(_ shape: Shape) throws -> Shape {
@@ -226,14 +147,21 @@ public final class OpenCLQuantizedLinear: LinearWeights, Sendable {
         let cl = runtime.backend
         let n = outputFeatures, k = inputFeatures, tokens = x.elementCount / k
         let y = try cl.makeTensor(shape: outShape)
-        var arguments: [OpenCLKernelArgument] = [.buffer(weights), .tensor(x), .tensor(y), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(tokens))]
-        switch format {
-        case .q4_0: arguments.append(.int32(0))
-        case .q4_1: arguments.append(.int32(1))
-        case let .int4Grouped(g, symmetric): arguments += [.int32(Int32(g)), .int32(symmetric ? 1 : 0)]
-        case .q8_0, .int8PerChannel: break
+        let tile = tokens == 1 ? runtime.tiles.decode : runtime.tiles.batch
+        let kernel = QuantKernelSource.name(family, runtime.layout, rows: tile.rows, tokens: tile.tokens)
+        var arguments: [OpenCLKernelArgument] = [.buffer(weights), .tensor(x), .tensor(y), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(tokens)),
+                                                 .int32(parameters.0), .int32(parameters.1)]
+        let rowTiles = (n + tile.rows - 1) / tile.rows, tokenTiles = (tokens + tile.tokens - 1) / tile.tokens
+        switch runtime.layout {
+        case .cpu:
+            // [token tiles, row tiles rounded up to the local size]; work-items past N return at once.
+            let rowItems = (rowTiles + tile.local - 1) / tile.local * tile.local
+            try cl.enqueue(runtime.program, kernel: kernel, arguments: arguments, global: [tokenTiles, rowItems], local: [1, tile.local])
+        case .gpu:
+            // One group of `local` work-items per row tile; local memory holds one partial sum per work-item and output.
+            arguments.append(.local(bytes: tile.rows * tile.tokens * tile.local * MemoryLayout<Float>.stride))
+            try cl.enqueue(runtime.program, kernel: kernel, arguments: arguments, global: [rowTiles * tile.local, tokenTiles], local: [tile.local, 1])
         }
-        try cl.enqueue(runtime.program, kernel: kernel, arguments: arguments, global: [(n + 63) / 64 * 64, tokens])
         return y
     }
 }
