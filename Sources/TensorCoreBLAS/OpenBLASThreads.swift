@@ -22,6 +22,12 @@ package enum OpenBLASThreads {
     /// OpenBLAS's current thread count.
     package static var current: Int { Int(openblas_get_num_threads()) }
 
+    /// The count OpenBLAS returns to once no single-thread user runs: the saved count while users
+    /// run, else the current one. Stable under concurrent users (unlike ``current``).
+    package static var restingCount: Int {
+        state.withLock { s in Int(s.users > 0 ? s.saved : openblas_get_num_threads()) }
+    }
+
     /// Runs `body` with OpenBLAS limited to one thread.
     package static func withSingleThread<R>(_ body: () throws -> R) rethrows -> R {
         state.withLock { s in
