@@ -102,6 +102,24 @@ import Testing
         #expect(fired.ids.withLock { $0 } == [0, 2])
     }
 
+    /// Absurdly long delays (a policy with a time budget of centuries, `Duration.seconds(Int64.max)`)
+    /// arm a timer that stays pending instead of trapping on an overflowing nanosecond count, and a
+    /// timer after them still fires (the far deadline must not wrap round to the near past).
+    @Test func absurdDelaysArmWithoutTrapping() async {
+        let timers = DeadlineTimers()
+        let fired = Fired()
+        let far = [Duration.seconds(Int64.max), .seconds(10_000_000_000), .seconds(9_300_000_000) + .milliseconds(999)]
+        let ids = far.enumerated().map { index, delay in timers.schedule(after: delay) { fired.record(index) } }
+        _ = timers.schedule(after: .milliseconds(5)) { fired.record(99) }
+        await Self.eventually { fired.ids.withLock { $0 } == [99] }
+        try? await Task.sleep(for: .milliseconds(20))
+        #expect(fired.ids.withLock { $0 } == [99], "a far-future timer fired")
+        #expect(timers.pending == far.count)
+        for id in ids { #expect(timers.cancel(id)) }
+        let clock = SystemRoutingClock()
+        clock.scheduleTimer(at: clock.now + .seconds(Int64.max)) { fired.record(100) }.cancel()
+    }
+
     /// The system clock's timers go through the shared timer thread.
     @Test func systemClockTimerFiresAndCancels() async {
         let clock = SystemRoutingClock()

@@ -95,8 +95,10 @@ final class DeadlineTimers: Sendable {
     /// Calls `action` on the timer thread once `delay` has passed, unless cancelled first.
     /// Returns the id to pass to ``cancel(_:)``.
     func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
-        let nanoseconds = UInt64(clamping: max(0, delay.components.seconds) * 1_000_000_000
-            + max(0, delay.components.attoseconds / 1_000_000_000))
+        // Saturating: a delay past Int64.max nanoseconds (about 292 years) is "never" below, not a trap.
+        let whole = max(0, delay.components.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let nanoseconds = whole.overflow
+            ? UInt64.max : UInt64(whole.partialValue) &+ UInt64(max(0, delay.components.attoseconds / 1_000_000_000))
         let deadline = DispatchTime.now().uptimeNanoseconds &+ min(nanoseconds, UInt64(Int64.max) / 2)
         let (id, signal, start) = state.withLock { state in
             state.nextID &+= 1
