@@ -14,6 +14,8 @@
 // (Not part of the test target: SwiftPM excludes this directory.)
 #include "CInferenceKitQuantKernels.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,75 @@ static uint16_t *f16s(size_t n) {
     uint16_t *p = malloc(n ? n * 2 : 1);
     for (size_t i = 0; i < n; i++) p[i] = (uint16_t)(next() & 0xBBFF);
     return p;
+}
+
+// Two threads calling ikq_matmul_pooled at once on one shared matrix: each call either runs the whole
+// product (0; the result must equal ikq_matmul_isa over all groups bit for bit, since the pool splits
+// at even groups and every group pair is computed by the same code) or declines (-1) leaving the
+// output untouched (NaN sentinels). Run under TSan for the pool's synchronisation.
+typedef struct {
+    int isa, threads;
+    const ikq_packed_matrix *w;
+    const int8_t *q;
+    const float *d, *s, *ref;
+    int64_t tokens;
+    long ran, declined, wrong;
+} pool_caller;
+
+static void *pool_caller_run(void *arg) {
+    pool_caller *c = arg;
+    const int64_t n = c->tokens * c->w->rows;
+    float *out = malloc((size_t)n * sizeof(float));
+    for (int it = 0; it < 300; it++) {
+        for (int64_t i = 0; i < n; i++) out[i] = NAN;
+        const int rc = ikq_matmul_pooled(c->isa, c->w, c->q, c->d, c->s, c->tokens, out, c->w->rows, c->threads);
+        if (rc == 0) {
+            c->ran++;
+            if (memcmp(out, c->ref, (size_t)n * sizeof(float)) != 0) c->wrong++;
+        } else if (rc == -1) {
+            c->declined++;
+            for (int64_t i = 0; i < n; i++)
+                if (!isnan(out[i])) { c->wrong++; break; }
+        } else {
+            c->wrong++;
+        }
+    }
+    free(out);
+    return NULL;
+}
+
+static int concurrent_pool_callers(int isa) {
+    const int64_t rows = 203, nb = 13, cols = nb * 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2;
+    uint8_t *codes = exact((size_t)(pairs * nb * 2 * 128));
+    uint16_t *scales = f16s((size_t)(pairs * nb * 16));
+    ikq_packed_matrix w = {.rows = rows, .cols = cols, .code_bits = 4, .weight_kind = IKQ_WEIGHT_OFFSET8, .scale_shift = 0,
+                           .codes = codes, .scales = scales};
+    int failures = 0;
+    for (int64_t tokens = 1; tokens <= 3; tokens += 2) {
+        float *x = malloc((size_t)(tokens * cols) * sizeof(float));
+        for (int64_t i = 0; i < tokens * cols; i++) x[i] = (float)((int64_t)(next() % 2001) - 1000) / 100.0f;
+        int8_t *q = malloc((size_t)(tokens * cols));
+        float *d = malloc((size_t)(tokens * nb) * sizeof(float)), *s = malloc((size_t)(tokens * nb) * sizeof(float));
+        ikq_quantize_activations(x, tokens, cols, q, d, s);
+        float *ref = malloc((size_t)(tokens * rows) * sizeof(float));
+        ikq_matmul_isa(isa, &w, q, d, s, tokens, ref, rows, 0, groups);
+        pool_caller callers[2] = {{isa, 2, &w, q, d, s, ref, tokens, 0, 0, 0}, {isa, 4, &w, q, d, s, ref, tokens, 0, 0, 0}};
+        pthread_t threads[2];
+        for (int i = 0; i < 2; i++) pthread_create(&threads[i], NULL, pool_caller_run, &callers[i]);
+        for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+        for (int i = 0; i < 2; i++) {
+            if (callers[i].wrong || callers[i].ran + callers[i].declined != 300) {
+                fprintf(stderr, "kernel_bounds: concurrent pool caller %d (isa %d, tokens %lld): %ld wrong of %ld run, %ld declined\n", i, isa,
+                        (long long)tokens, callers[i].wrong, callers[i].ran, callers[i].declined);
+                failures++;
+            }
+        }
+        printf("kernel_bounds: concurrent pool callers (isa %d, tokens %lld): ran %ld + %ld, declined %ld + %ld\n", isa, (long long)tokens,
+               callers[0].ran, callers[1].ran, callers[0].declined, callers[1].declined);
+        free(x); free(q); free(d); free(s); free(ref);
+    }
+    free(codes); free(scales);
+    return failures;
 }
 
 int main(void) {
@@ -90,6 +161,8 @@ int main(void) {
             }
         }
     }
+    for (int isa = 0; isa <= detected; isa++)
+        if (concurrent_pool_callers(isa)) return 1;
     char probe[1000];
     memset(probe, 1, sizeof probe);
     const uint64_t sum = ikq_read_bandwidth_probe(probe, 999);  // a length that is not a multiple of 8 or 128
