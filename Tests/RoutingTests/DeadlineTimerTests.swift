@@ -102,6 +102,31 @@ import Testing
         #expect(fired.ids.withLock { $0 } == [0, 2])
     }
 
+    /// Timers armed while the thread runs actions — from another thread, and from inside an action —
+    /// fire once the actions are done, not at the next wake-up the thread had planned (30 s away here).
+    @Test func timersArmedWhileActionsRunAreNotMissed() async {
+        let timers = DeadlineTimers()
+        let fired = Fired()
+        let running = Atomic(false)
+        _ = timers.schedule(after: .seconds(30)) { fired.record(0) }
+        _ = timers.schedule(after: .milliseconds(5)) {
+            running.store(true, ordering: .sequentiallyConsistent)
+            _ = timers.schedule(after: .milliseconds(1)) { fired.record(2) }  // re-entrant
+            let until = DispatchTime.now().uptimeNanoseconds + 60_000_000
+            while DispatchTime.now().uptimeNanoseconds < until {}  // a slow action holding the thread
+            fired.record(1)
+        }
+        await Self.eventually { running.load(ordering: .sequentiallyConsistent) }
+        let armedAt = DispatchTime.now().uptimeNanoseconds
+        _ = timers.schedule(after: .milliseconds(10)) { fired.record(3) }  // due while the action still runs
+        await Self.eventually { Set(fired.ids.withLock { $0 }) == [1, 2, 3] }
+        let times = fired.times.withLock { $0 }
+        #expect(Set(fired.ids.withLock { $0 }) == [1, 2, 3])
+        #expect((times[3] ?? .max) >= armedAt + 10_000_000 && (times[3] ?? .max) < armedAt + 2_000_000_000)
+        #expect((times[2] ?? .max) >= (times[1] ?? 0), "the re-entrant timer fired while its action still ran")
+        #expect(timers.pending == 1)
+    }
+
     /// Absurdly long delays (a policy with a time budget of centuries, `Duration.seconds(Int64.max)`)
     /// arm a timer that stays pending instead of trapping on an overflowing nanosecond count, and a
     /// timer after them still fires (the far deadline must not wrap round to the near past).
