@@ -488,6 +488,8 @@ extension GatewayHTTPServer {
     ) throws -> GatewayHTTPServer {
         let resolved = try file.resolve(environment: environment)
         let s = resolved.server
+        // Before the clients exist, so a bad file needs no client shutdown.
+        let tls = try file.tlsConfiguration()
         let clients = UpstreamHTTPClients(
             connectTimeout: .seconds(double: s.connectTimeoutSeconds),
             maximumConnectionsPerHost: s.maxConnectionsPerUpstream,
@@ -509,15 +511,9 @@ extension GatewayHTTPServer {
                 classifier: resolved.classifier, logger: logger
             )
         } catch {
-            try? clients.syncShutdown()
+            // Not syncShutdown: `make` may run on an event loop (runConcurrencyOnEventLoops), where it traps.
+            clients.shutdownWithoutWaiting()
             throw GatewayError(.invalidConfiguration, error.message, underlying: error)
-        }
-        let tls: TLSConfiguration?
-        do {
-            tls = try file.tlsConfiguration()
-        } catch {
-            try? clients.syncShutdown()
-            throw error
         }
         let options = GatewayHTTPOptions(
             host: overrideHost ?? s.host, port: overridePort ?? s.port, maximumBodyBytes: s.maxBodyBytes,

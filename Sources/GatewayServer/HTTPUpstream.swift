@@ -343,6 +343,12 @@ public final class UpstreamHTTPClients: Sendable {
         for client in all { try await client.shutdown() }
     }
 
+    /// Starts shutting every client down and returns at once (safe on an event loop; the clients
+    /// keep themselves alive until done).
+    func shutdownWithoutWaiting() {
+        for client in all { client.shutdown { _ in } }
+    }
+
     /// Shuts every client down, blocking (not from an event loop).
     public func syncShutdown() throws {
         for client in all { try client.syncShutdown() }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HummingbirdTLS
 import NIOCore
+import NIOPosix
 import Routing
 import Testing
 
@@ -81,5 +82,31 @@ import Testing
         #expect(badKey?.code == .invalidConfiguration && badKey?.message.contains("key_file") == true)
         let typo = try? GatewayServerConfiguration.parse("server: { tls: { cert: a, key_file: b } }\nupstreams: []\nmodels: []")
         #expect(typo == nil)
+    }
+
+    /// With Swift concurrency on the event loops (`runConcurrencyOnEventLoops`), `make` runs on a
+    /// loop. A configuration that fails after the upstream clients exist (a bad `server.tls` file;
+    /// a retry section only the Routing gateway rejects) must still be a named error, not
+    /// AsyncHTTPClient's "syncShutdown() must not be called when on an EventLoop" trap.
+    @Test func configurationErrorsFromAnEventLoopAreNamedErrors() async throws {
+        let badTLS = try GatewayServerConfiguration.parse(
+            Self.yaml(cert: "/nonexistent/cert.pem", key: Self.fixtures + "/tls-key.pem").replacingOccurrences(of: "{port:a}", with: "1"))
+        let badRetry = try GatewayServerConfiguration.parse(
+            Self.yaml(cert: "x", key: "y").replacingOccurrences(of: "{port:a}", with: "1")
+                .replacingOccurrences(of: "server: { tls: { cert_file: \"x\", key_file: \"y\" } }",
+                                      with: "retry: { initial_backoff_seconds: 5, max_backoff_seconds: 1 }"))
+        for (file, expected) in [(badTLS, "/nonexistent/cert.pem"), (badRetry, "backoff")] {
+            let outcome = try await MultiThreadedEventLoopGroup.singleton.any().submit { () -> String in
+                do {
+                    _ = try GatewayHTTPServer.make(configuration: file, environment: [:])
+                    return "made a server"
+                } catch let error as GatewayError {
+                    return error.message
+                } catch {
+                    return "\(error)"
+                }
+            }.get()
+            #expect(outcome.contains(expected), "\(outcome)")
+        }
     }
 }
