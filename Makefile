@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 # Warnings are errors in this repository's own builds (not imposed on clients).
 STRICT := -Xswiftc -warnings-as-errors
 
-.PHONY: run test deps build build-release bench clean
+.PHONY: run test sanitize deps build build-release bench clean
 
 deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -28,6 +28,18 @@ run: build-release
 test: deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(SWIFT) test --skip-build --parallel --num-workers 2
+	$(MAKE) --no-print-directory sanitize
+
+# The C quantized kernels and their worker pool under AddressSanitizer + UBSan, independent of the
+# Swift packer: exact-size buffers, every CPU path, odd shapes, concurrent and forked pool callers.
+CLANG ?= clang
+sanitize:
+	@mkdir -p .build && rm -f .build/kernel_bounds
+	set -o pipefail; $(CLANG) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+	  -I Sources/CInferenceKitQuantKernels/include Sources/CInferenceKitQuantKernels/kernels.c \
+	  Sources/CInferenceKitQuantKernels/pool.c Tests/QuantizationTests/ASan/kernel_bounds.c \
+	  -lm -lpthread -o .build/kernel_bounds 2>&1 | { grep -v "Cannot export local symbol" || true; }
+	./.build/kernel_bounds
 
 clean:
 	rm -rf .build

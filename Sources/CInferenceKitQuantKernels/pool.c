@@ -105,6 +105,19 @@ static void *ikq_worker(void *arg) {
     return NULL;
 }
 
+/// In a child of fork() only the forking thread exists: forget the parent's workers and locks.
+static void ikq_pool_after_fork_in_child(void) {
+    pthread_mutex_init(&ikq_pool.busy, NULL);
+    pthread_mutex_init(&ikq_pool.lock, NULL);
+    pthread_cond_init(&ikq_pool.wake, NULL);
+    ikq_pool.workers = 0;
+    ikq_pool.sleepers = 0;
+    ikq_pool.remaining = 0;
+}
+
+static pthread_once_t ikq_pool_fork_once = PTHREAD_ONCE_INIT;
+static void ikq_pool_register_fork_handler(void) { pthread_atfork(NULL, NULL, ikq_pool_after_fork_in_child); }
+
 int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                       float *out, int64_t out_stride, int threads) {
     const int64_t groups = (w->rows + 7) / 8;
@@ -121,6 +134,7 @@ int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, cons
         return 0;
     }
     if (pthread_mutex_trylock(&ikq_pool.busy) != 0) return -1;
+    pthread_once(&ikq_pool_fork_once, ikq_pool_register_fork_handler);
     while (ikq_pool.workers < parts - 1) {
         ikq_worker_start *start = malloc(sizeof *start);
         if (!start) break;

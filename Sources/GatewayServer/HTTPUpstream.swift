@@ -317,7 +317,8 @@ public final class UpstreamHTTPClients: Sendable {
     /// `maximumConnectionsPerHost` is the total, shared out between the loops.
     public init(connectTimeout: Duration = .seconds(2), maximumConnectionsPerHost: Int = 512, readIdleTimeout: Duration? = .seconds(120)) {
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-        let perLoop = max(1, maximumConnectionsPerHost / max(1, loops.count))
+        // Rounded up, so the loops together allow at least the total (AsyncHTTPClient's limit is soft).
+        let perLoop = max(1, (maximumConnectionsPerHost + max(1, loops.count) - 1) / max(1, loops.count))
         let configuration = HTTPUpstream.clientConfiguration(
             connectTimeout: connectTimeout, maximumConnectionsPerHost: perLoop, readIdleTimeout: readIdleTimeout)
         var byLoop: [ObjectIdentifier: HTTPClient] = [:]
@@ -338,9 +339,13 @@ public final class UpstreamHTTPClients: Sendable {
         return byLoop[ObjectIdentifier(loop)] ?? fallback
     }
 
-    /// Shuts every client down.
+    /// Shuts every client down (all of them, also when one fails); rethrows the first failure.
     public func shutdown() async throws {
-        for client in all { try await client.shutdown() }
+        var failure: (any Error)?
+        for client in all {
+            do { try await client.shutdown() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 
     /// Starts shutting every client down and returns at once (safe on an event loop; the clients
@@ -349,8 +354,13 @@ public final class UpstreamHTTPClients: Sendable {
         for client in all { client.shutdown { _ in } }
     }
 
-    /// Shuts every client down, blocking (not from an event loop).
+    /// Shuts every client down, blocking (not from an event loop); all of them, also when one
+    /// fails; rethrows the first failure.
     public func syncShutdown() throws {
-        for client in all { try client.syncShutdown() }
+        var failure: (any Error)?
+        for client in all {
+            do { try client.syncShutdown() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 }

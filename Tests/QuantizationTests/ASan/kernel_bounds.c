@@ -11,7 +11,8 @@
 //     -I Sources/CInferenceKitQuantKernels/include Sources/CInferenceKitQuantKernels/kernels.c Sources/CInferenceKitQuantKernels/pool.c \
 //     Tests/QuantizationTests/ASan/kernel_bounds.c -lm -lpthread -o /tmp/kernel_bounds && /tmp/kernel_bounds
 //
-// (Not part of the test target: SwiftPM excludes this directory.)
+// (Not part of the Swift test target — SwiftPM excludes this directory — but `make test` runs it
+// through `make sanitize`.)
 #include "CInferenceKitQuantKernels.h"
 
 #include <math.h>
@@ -19,6 +20,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define IKQ_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IKQ_TEST_TSAN 1
+#endif
+#endif
+#ifndef IKQ_TEST_TSAN
+#define IKQ_TEST_TSAN 0
+#endif
 
 static uint64_t state = 0x9E3779B97F4A7C15ull;
 static uint64_t next(void) {
@@ -163,6 +177,40 @@ int main(void) {
     }
     for (int isa = 0; isa <= detected; isa++)
         if (concurrent_pool_callers(isa)) return 1;
+    // fork() after the pool has started workers: the child has none of them; its first pooled call
+    // must start its own (not wait forever for the parent's) and match the unpooled product.
+    // (Skipped under ThreadSanitizer, which does not support threads started after a fork.)
+#if !IKQ_TEST_TSAN
+    {
+        const int64_t rows = 64, cols = 256, nb = cols / 32, pairs = (rows / 8 + 1) / 2;
+        uint8_t *codes = exact((size_t)(pairs * nb * 2 * 128));
+        uint16_t *scales = f16s((size_t)(pairs * nb * 16));
+        ikq_packed_matrix w = {.rows = rows, .cols = cols, .code_bits = 4, .weight_kind = IKQ_WEIGHT_OFFSET8,
+                               .scale_shift = 0, .codes = codes, .scales = scales};
+        float x[256];
+        for (int i = 0; i < 256; i++) x[i] = (float)((int64_t)(next() % 2001) - 1000) / 100.0f;
+        int8_t q[256];
+        float d[8], s[8], a[64], b[64];
+        ikq_quantize_activations(x, 1, cols, q, d, s);
+        if (ikq_matmul_pooled(ikq_active_isa(), &w, q, d, s, 1, a, rows, 2) != 0) return 1;
+        fflush(stdout);
+        const pid_t child = fork();
+        if (child == 0) {
+            memset(b, 0, sizeof b);
+            alarm(20);  // a hang (waiting for the parent's workers) ends the child with SIGALRM
+            if (ikq_matmul_pooled(ikq_active_isa(), &w, q, d, s, 1, b, rows, 2) != 0) _exit(2);
+            _exit(memcmp(a, b, sizeof a) == 0 ? 0 : 3);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "kernel_bounds: pooled product in a forked child failed (status %d)\n", status);
+            return 1;
+        }
+        free(codes);
+        free(scales);
+    }
+#endif
     char probe[1000];
     memset(probe, 1, sizeof probe);
     const uint64_t sum = ikq_read_bandwidth_probe(probe, 999);  // a length that is not a multiple of 8 or 128
