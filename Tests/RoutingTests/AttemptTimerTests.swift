@@ -194,6 +194,24 @@ final class StallingUpstream: Upstream {
         #expect(stalling.cancelled.withLock { $0 } == 0)
     }
 
+    /// A timer fires only the wait it was armed for, and only while armed; a chunk that disarms
+    /// first wins, and a timer that fired first makes the chunk's disarm report it.
+    @Test func idleWatchFiresOnlyItsArmedWait() async {
+        let watch = StreamIdleWatch()
+        let relay = Task<Void, Never> { try? await Task.sleep(for: .seconds(3600)) }
+        watch.attach(relay)
+        let first = watch.arm()
+        #expect(watch.disarm())          // the chunk came first
+        watch.fire(first)                // its timer, late: nothing
+        #expect(!watch.fired && !relay.isCancelled)
+        let second = watch.arm()
+        watch.fire(first)                // a stale timer of an earlier wait: nothing
+        #expect(!watch.fired)
+        watch.fire(second)               // the armed wait's timer
+        #expect(watch.fired && relay.isCancelled)
+        #expect(!watch.disarm())         // the chunk that arrives now is not forwarded
+    }
+
     @Test func aNonPositiveLimitIsAConfigurationError() {
         #expect(throws: RoutingError.self) { try RetryPolicy(streamIdleTimeout: .zero).validate() }
     }

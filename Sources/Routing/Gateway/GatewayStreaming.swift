@@ -100,10 +100,14 @@ extension Gateway {
                 while true {
                     // Between chunks, a timer on the gateway's clock cancels the relay when the
                     // upstream stays silent for longer than the idle limit.
-                    let timer = idleLimit.map { limit in clock.scheduleTimer(at: clock.now + limit) { idle.fire() } }
+                    let timer = idleLimit.map { limit in
+                        let wait = idle.arm()
+                        return clock.scheduleTimer(at: clock.now + limit) { idle.fire(wait) }
+                    }
                     let chunk = try await opened.rest.next()
                     timer?.cancel()
-                    guard let chunk, !idle.fired else { break }
+                    // Either the chunk disarms the wait or the timer has fired, never both.
+                    guard let chunk, idle.disarm() else { break }
                     forward(chunk)
                 }
             } catch {
@@ -187,9 +191,19 @@ struct StreamAssembly {
 
 /// The idle timer's link to the relay task it cancels (the task exists only after its closure is
 /// built, so it is attached afterwards; a timer firing before that still marks the stream idle and
-/// the relay stops at its next chunk).
+/// the relay stops at its next chunk). Each wait between chunks has a number: a timer fires only the
+/// wait it was armed for and only while it is armed, and a chunk disarms it under the same lock, so a
+/// chunk arriving as the timer fires is either forwarded (the timer then does nothing) or dropped
+/// with the stream ending as timed out — never forwarded and then cut.
 final class StreamIdleWatch: Sendable {
-    private let state = Mutex<(fired: Bool, task: Task<Void, Never>?)>((false, nil))
+    private struct State {
+        var fired = false
+        var armed: UInt64?
+        var waits: UInt64 = 0
+        var task: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
 
     var fired: Bool { state.withLock { $0.fired } }
 
@@ -201,8 +215,27 @@ final class StreamIdleWatch: Sendable {
         if cancelNow { task.cancel() }
     }
 
-    func fire() {
+    /// Starts a wait for the next chunk; returns its number for the timer.
+    func arm() -> UInt64 {
+        state.withLock { s in
+            s.waits &+= 1
+            s.armed = s.waits
+            return s.waits
+        }
+    }
+
+    /// Ends the wait because a chunk (or the end) arrived; false when the timer fired first.
+    func disarm() -> Bool {
+        state.withLock { s in
+            s.armed = nil
+            return !s.fired
+        }
+    }
+
+    /// The timer of wait `wait`: marks the stream idle and cancels the relay, if that wait is still armed.
+    func fire(_ wait: UInt64) {
         let task = state.withLock { s -> Task<Void, Never>? in
+            guard s.armed == wait, !s.fired else { return nil }
             s.fired = true
             return s.task
         }
