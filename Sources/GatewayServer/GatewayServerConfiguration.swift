@@ -704,6 +704,24 @@ extension GatewayServerConfiguration {
     }
 }
 
+extension GatewayServerConfiguration {
+    /// Environment variable names the file reads secrets from (upstream and API keys).
+    public var secretEnvironmentNames: [String] {
+        (upstreams.compactMap(\.apiKeyEnv) + (apiKeys ?? []).compactMap(\.keyEnv)).sorted()
+    }
+
+    /// Resolves the file for offline use (checking it, evaluating its model routing) where the
+    /// secrets may be absent: every secret variable missing from `environment` gets a distinct
+    /// placeholder. Never use the result to serve or to call upstreams.
+    public func resolveOffline(environment: [String: String]) throws -> Resolved {
+        var filled = environment
+        for name in secretEnvironmentNames where (filled[name] ?? "").isEmpty {
+            filled[name] = "offline-placeholder-" + name
+        }
+        return try resolve(environment: filled)
+    }
+}
+
 // MARK: Loading and resolving
 
 extension GatewayServerConfiguration {

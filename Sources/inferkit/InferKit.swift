@@ -20,6 +20,7 @@ struct InferKit: AsyncParsableCommand {
             GatewayCommand.self,
             MockUpstreamCommand.self,
             LoadTestCommand.self,
+            RouterCommand.self,
         ]
     )
 }

@@ -105,6 +105,21 @@ import Foundation
         #expect(typo?.message.contains("autoo") == true)
     }
 
+    /// Offline resolution (for `inferkit router evaluate`) fills missing secrets with distinct
+    /// placeholders and keeps the ones that are set; plain `resolve` still refuses missing ones.
+    @Test func offlineResolutionNeedsNoSecrets() throws {
+        let text = Self.yaml(Self.rules).replacingOccurrences(of: "{port:small}", with: "1").replacingOccurrences(of: "{port:large}", with: "2")
+            .replacingOccurrences(of: "base_url: \"http://127.0.0.1:1/v1\" }", with: "base_url: \"http://127.0.0.1:1/v1\", api_key_env: SMALL_KEY }")
+            + "\napi_keys:\n  - { id: a, key_env: KEY_A }\n  - { id: b, key_env: KEY_B }"
+        let file = try GatewayServerConfiguration.parse(text)
+        #expect(file.secretEnvironmentNames == ["KEY_A", "KEY_B", "SMALL_KEY"])
+        #expect(throws: GatewayError.self) { try file.resolve(environment: [:]) }
+        let resolved = try file.resolveOffline(environment: ["KEY_A": "sk-real-key-a-0123"])
+        #expect(resolved.routing.modelRouting?.modelName == "auto")
+        #expect(resolved.routing.apiKeys?.map(\.secret).sorted() == ["offline-placeholder-KEY_B", "sk-real-key-a-0123"])
+        #expect(resolved.upstreams["small"]?.apiKey == "offline-placeholder-SMALL_KEY")
+    }
+
     @Test func corruptWeightsFileIsATypedError() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ik-router-\(UInt64.random(in: 0...UInt64.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
