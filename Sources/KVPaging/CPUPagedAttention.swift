@@ -95,7 +95,7 @@ public struct CPUPagedAttention: PagedAttentionKernel {
             }
         }
         let hk = layout.kvHeads
-        let target = 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let target = 4 * HostCPU.activeProcessorCount
         var headsPerItem = hk
         while headsPerItem > 1 && tiles.count * ((hk + headsPerItem - 1) / headsPerItem) < target {
             headsPerItem = (headsPerItem + 1) / 2

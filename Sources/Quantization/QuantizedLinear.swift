@@ -92,7 +92,7 @@ public struct QuantizedLinear: LinearWeights {
     }
 
     /// `x` `[..., K]` → `[..., N]` using `threads` threads (default: every core).
-    public func apply(_ x: Tensor, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Tensor {
+    public func apply(_ x: Tensor, threads: Int = HostCPU.activeProcessorCount) throws -> Tensor {
         try apply(x, threads: threads, isa: ISA.active)
     }
 

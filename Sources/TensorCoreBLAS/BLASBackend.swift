@@ -84,7 +84,7 @@ public struct BLASBackend: ComputeBackend {
 
     /// Threads used for parallel blocks.
     var workerCount: Int {
-        configuration.threads > 0 ? configuration.threads : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        configuration.threads > 0 ? configuration.threads : HostCPU.activeProcessorCount
     }
 
     // MARK: - Matmul
