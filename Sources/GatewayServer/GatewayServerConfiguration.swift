@@ -1,4 +1,5 @@
 import HummingbirdTLS
+import NIOSSL
 import Routing
 import Yams
 
@@ -603,8 +604,7 @@ extension GatewayServerConfiguration {
             }
             // The model's list price: its own `pricing`, else the cheapest priced backend (a PTU
             // backend without a price does not make the model free: overflow is paid at list price).
-            let cheapest = route.backends.compactMap(\.pricing)
-                .min { $0.inputPerMillion * 3 + $0.outputPerMillion < $1.inputPerMillion * 3 + $1.outputPerMillion }
+            let cheapest = route.backends.compactMap(\.pricing).min { $0.blended < $1.blended }
             guard let pricing = route.pricing ?? cheapest else {
                 throw GatewayError(
                     .invalidConfiguration,
@@ -700,7 +700,17 @@ extension GatewayServerConfiguration {
         } catch {
             throw GatewayError(.invalidConfiguration, "server.tls.key_file '\(keyPath)' cannot be read as a PEM private key: check the path and the file")
         }
-        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // Build a context now, so a key that does not belong to the certificate is a configuration
+        // error (also for `--check`) rather than a failure to start the listener.
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw GatewayError(
+                .invalidConfiguration,
+                "server.tls: the private key in '\(keyPath)' does not match the certificate in '\(certPath)', or the pair is unusable (\(error))")
+        }
+        return configuration
     }
 }
 

@@ -96,6 +96,22 @@ import Foundation
         #expect(badThreshold?.message.contains("complex_min_tokens") == true)
     }
 
+    /// Without a model price, the cheapest priced backend (by the router's blended price) sets it;
+    /// an unpriced backend (a PTU deployment) does not make the model free.
+    @Test func modelPriceFallsBackToTheCheapestPricedBackend() throws {
+        let yaml = Self.yaml(Self.rules).replacingOccurrences(
+            of: "backends: [ { upstream: large, pricing: { input_per_million: 2.5, output_per_million: 10 } } ]",
+            with: """
+            backends:
+                  - { upstream: large, id: ptu }
+                  - { upstream: large, id: dear, pricing: { input_per_million: 1, output_per_million: 40 } }
+                  - { upstream: large, id: cheap, pricing: { input_per_million: 5, output_per_million: 6 } }
+            """)
+        let router = try #require(try Self.resolve(yaml).routing.modelRouting?.router)
+        // Blended (3 input : 1 output): dear (3 + 40) / 4 = 10.75, cheap (15 + 6) / 4 = 5.25.
+        #expect(router.models.first { $0.model == "big" }?.pricing == TokenPricing(inputPerMillion: 5, outputPerMillion: 6))
+    }
+
     /// A key restricted to some models may list the virtual model; a misspelt one is still an error.
     @Test func keysMayListTheVirtualModel() throws {
         let keyed = Self.yaml(Self.rules) + "\napi_keys:\n  - { id: app, key: sk-app-0123456789, models: [auto] }"

@@ -78,6 +78,9 @@ import Testing
         #expect(missing?.code == .invalidConfiguration && missing?.message.contains("/nonexistent/cert.pem") == true)
         let swapped = error(Self.fixtures + "/tls-key.pem", Self.fixtures + "/tls-cert.pem")  // a key is not a certificate
         #expect(swapped?.code == .invalidConfiguration && swapped?.message.contains("cert_file") == true)
+        // A valid key that belongs to another certificate (generated beside it with openssl ecparam).
+        let mismatched = error(Self.fixtures + "/tls-cert.pem", Self.fixtures + "/tls-other-key.pem")
+        #expect(mismatched?.code == .invalidConfiguration && mismatched?.message.contains("does not match") == true)
         let badKey = error(Self.fixtures + "/tls-cert.pem", Self.fixtures + "/tls-cert.pem")
         #expect(badKey?.code == .invalidConfiguration && badKey?.message.contains("key_file") == true)
         let typo = try? GatewayServerConfiguration.parse("server: { tls: { cert: a, key_file: b } }\nupstreams: []\nmodels: []")

@@ -10,7 +10,7 @@ public struct TokenPricing: Sendable, Hashable, Codable {
         (Double(promptTokens) * inputPerMillion + Double(completionTokens) * outputPerMillion) / 1_000_000
     }
     /// A single number for ranking (input and output weighted 3:1, a typical chat mix).
-    var blended: Double { (3 * inputPerMillion + outputPerMillion) / 4 }
+    public var blended: Double { (3 * inputPerMillion + outputPerMillion) / 4 }
 }
 
 /// One endpoint of a model: an Azure OpenAI deployment, a vLLM replica, a PAYG account, …
