@@ -25,12 +25,18 @@ func readLabelledQueries(_ path: String) throws -> [LabelledQuery] {
         printError("error: cannot read '\(path)': check the path and permissions")
         throw ExitCode(2)
     }
+    let queries: [LabelledQuery]
     do {
-        return try LabelledQuery.parseJSONL(text)
+        queries = try LabelledQuery.parseJSONL(text)
     } catch {
         printError("error: \(path): \(error.message)")
         throw ExitCode(2)
     }
+    guard !queries.isEmpty else {
+        printError("error: \(path) holds no labelled queries: give one {\"text\": …, \"label\": …} object per line")
+        throw ExitCode(2)
+    }
+    return queries
 }
 
 /// Every `n`-th query (deterministic) held out, the rest for training.
