@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "Scheduling", targets: ["Scheduling"]),
         .library(name: "Routing", targets: ["Routing"]),
         .library(name: "CostModel", targets: ["CostModel"]),
+        .library(name: "Tokenization", targets: ["Tokenization"]),
+        .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
         .library(name: "GatewayServer", targets: ["GatewayServer"]),
         .executable(name: "inferkit", targets: ["inferkit"]),
     ],
@@ -92,6 +94,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Model runtime (integration targets: the tokenizer needs no compute code; the runtime joins the kernels)
+        .target(name: "Tokenization", exclude: ["ChatTemplate"], swiftSettings: swiftSettings),  // TEMP
+        .target(
+            name: "ModelRuntime",
+            dependencies: [
+                "TensorCore", "TensorCoreBLAS", "Quantization", "KVPaging", "Tokenization",
+                "CInferenceKitQuantKernels", "CInferenceKitCPUKernels", "CInferenceKitBLAS",
+            ],
+            exclude: ["ChatPrompt.swift"],  // TEMP
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: HTTP gateway (integration target: Routing over Hummingbird + AsyncHTTPClient)
         .target(
             name: "GatewayServer",
@@ -158,6 +172,13 @@ let package = Package(
             name: "OpenCLMatmul",
             dependencies: ["TensorCore", "TensorCoreOpenCL", "CInferenceKitBLAS"],
             path: "Examples/OpenCLMatmul",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "GenerateText",
+            dependencies: ["ModelRuntime"],
+            path: "Examples/GenerateText",
             swiftSettings: swiftSettings
         ),
 
@@ -261,6 +282,20 @@ let package = Package(
         .testTarget(
             name: "RoutingTests",
             dependencies: ["Routing", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TokenizationTests",
+            dependencies: ["Tokenization", "Quantization"],
+            exclude: ["Vectors"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ModelRuntimeTests",
+            dependencies: ["ModelRuntime", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS"],
+            exclude: ["Oracle"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

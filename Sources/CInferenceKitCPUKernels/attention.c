@@ -66,19 +66,19 @@ int ikc_set_isa(int isa) {
 
 /// The three per-chunk steps, one set per instruction-set path.
 typedef struct ikc_ops {
-    /// s[r·IKC_CHUNK + j] = alpha · ⟨q[r], k[j]⟩ for r < rows, j < n.
-    void (*scores)(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s);
+    /// s[r·IKC_CHUNK + j] = alpha · ⟨q[r], k[j]⟩ for r < rows, j < n (q rows at stride d, key j at k + j·ks).
+    void (*scores)(const float *q, const float *k, int rows, int64_t d, int64_t ks, int n, float alpha, float *s);
     /// Max over s[0..<nvis] with m_old, then s[j] = 2^(s[j] − m_new) for j < nvis and 0 for nvis ≤ j < ntot.
     void (*softmax)(float *s, int nvis, int ntot, float m_old, float *m_new, float *sum);
-    /// acc[r] += Σ_j p[r·IKC_CHUNK + j] · v[j] for r < rows, j < n.
-    void (*accumulate)(const float *p, const float *v, int rows, int64_t d, int n, float *acc);
+    /// acc[r] += Σ_j p[r·IKC_CHUNK + j] · v[j] for r < rows, j < n (acc rows at stride d, value j at v + j·ks).
+    void (*accumulate)(const float *p, const float *v, int rows, int64_t d, int64_t ks, int n, float *acc);
 } ikc_ops;
 
 // MARK: - Scalar
 
-static void ikc_scores_scalar(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+static void ikc_scores_scalar(const float *q, const float *k, int rows, int64_t d, int64_t ks, int n, float alpha, float *s) {
     for (int j = 0; j < n; j++) {
-        const float *kj = k + (int64_t)j * d;
+        const float *kj = k + (int64_t)j * ks;
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             float a = 0;
@@ -101,9 +101,9 @@ static void ikc_softmax_scalar(float *s, int nvis, int ntot, float m_old, float 
     *sum = total;
 }
 
-static void ikc_accumulate_scalar(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+static void ikc_accumulate_scalar(const float *p, const float *v, int rows, int64_t d, int64_t ks, int n, float *acc) {
     for (int j = 0; j < n; j++) {
-        const float *vj = v + (int64_t)j * d;
+        const float *vj = v + (int64_t)j * ks;
         for (int r = 0; r < rows; r++) {
             const float w = p[r * IKC_CHUNK + j];
             if (w == 0) continue;
@@ -149,8 +149,8 @@ IKC_T512 static inline __m128 ikc_hsum4_512(__m512 a0, __m512 a1, __m512 a2, __m
 /// Scores of R ≤ 4 rows (a constant, so the 4·R accumulators stay in registers) against keys k0…k3:
 /// each K vector is loaded once for all R rows and each Q vector once for the four keys.
 IKC_T512 __attribute__((always_inline)) static inline void ikc_scores4_512(const float *q, const float *k0, int64_t d,
-                                                                         float alpha, float *s, const int R) {
-    const float *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+                                                                         int64_t ks, float alpha, float *s, const int R) {
+    const float *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
     __m512 a0[4], a1[4], a2[4], a3[4];
     for (int r = 0; r < R; r++) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_ps();
     for (int64_t c = 0; c < d; c += 16) {
@@ -169,24 +169,24 @@ IKC_T512 __attribute__((always_inline)) static inline void ikc_scores4_512(const
     for (int r = 0; r < R; r++) _mm_storeu_ps(s + r * IKC_CHUNK, _mm_mul_ps(va, ikc_hsum4_512(a0[r], a1[r], a2[r], a3[r])));
 }
 
-IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows, int64_t d, int64_t ks, int n, float alpha, float *s) {
     int j = 0;
     for (; j + 4 <= n; j += 4) {
-        const float *k0 = k + (int64_t)j * d;
-        ikc_prefetch_ahead(k0, d);
+        const float *k0 = k + (int64_t)j * ks;
+        ikc_prefetch_ahead(k0, ks);
         for (int r0 = 0; r0 < rows; r0 += 4) {
             const float *qr = q + (int64_t)r0 * d;
             float *sr = s + r0 * IKC_CHUNK + j;
             switch (rows - r0) {
-            case 1: ikc_scores4_512(qr, k0, d, alpha, sr, 1); break;
-            case 2: ikc_scores4_512(qr, k0, d, alpha, sr, 2); break;
-            case 3: ikc_scores4_512(qr, k0, d, alpha, sr, 3); break;
-            default: ikc_scores4_512(qr, k0, d, alpha, sr, 4); break;
+            case 1: ikc_scores4_512(qr, k0, d, ks, alpha, sr, 1); break;
+            case 2: ikc_scores4_512(qr, k0, d, ks, alpha, sr, 2); break;
+            case 3: ikc_scores4_512(qr, k0, d, ks, alpha, sr, 3); break;
+            default: ikc_scores4_512(qr, k0, d, ks, alpha, sr, 4); break;
             }
         }
     }
     for (; j < n; j++) {
-        const float *kj = k + (int64_t)j * d;
+        const float *kj = k + (int64_t)j * ks;
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m512 a = _mm512_setzero_ps();
@@ -241,12 +241,12 @@ IKC_T512 static void ikc_softmax_avx512(float *s, int nvis, int ntot, float m_ol
 /// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time: the four V rows
 /// are read across their whole width (nearly sequential, which the hardware prefetchers follow) and each
 /// accumulator load/store is shared by four FMAs.
-IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(const float *p, const float *v, int64_t d, int n,
+IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(const float *p, const float *v, int64_t d, int64_t ks, int n,
                                                                           float *acc, const int R) {
     int j = 0;
     for (; j + 4 <= n; j += 4) {
-        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
-        ikc_prefetch_ahead(v0, d);
+        const float *v0 = v + (int64_t)j * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
+        ikc_prefetch_ahead(v0, ks);
         __m512 w0[4], w1[4], w2[4], w3[4];
         for (int r = 0; r < R; r++) {
             w0[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j]);
@@ -269,7 +269,7 @@ IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(cons
         }
     }
     for (; j < n; j++) {
-        const float *vj = v + (int64_t)j * d;
+        const float *vj = v + (int64_t)j * ks;
         for (int64_t c = 0; c < d; c += 16) {
             const __mmask16 mk = ikc_mask16(d - c);
             const __m512 x = _mm512_maskz_loadu_ps(mk, vj + c);
@@ -281,15 +281,15 @@ IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(cons
     }
 }
 
-IKC_T512 static void ikc_accumulate_avx512(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+IKC_T512 static void ikc_accumulate_avx512(const float *p, const float *v, int rows, int64_t d, int64_t ks, int n, float *acc) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
         const float *pr = p + r0 * IKC_CHUNK;
         float *ar = acc + (int64_t)r0 * d;
         switch (rows - r0) {
-        case 1: ikc_acc_rows_512(pr, v, d, n, ar, 1); break;
-        case 2: ikc_acc_rows_512(pr, v, d, n, ar, 2); break;
-        case 3: ikc_acc_rows_512(pr, v, d, n, ar, 3); break;
-        default: ikc_acc_rows_512(pr, v, d, n, ar, 4); break;
+        case 1: ikc_acc_rows_512(pr, v, d, ks, n, ar, 1); break;
+        case 2: ikc_acc_rows_512(pr, v, d, ks, n, ar, 2); break;
+        case 3: ikc_acc_rows_512(pr, v, d, ks, n, ar, 3); break;
+        default: ikc_acc_rows_512(pr, v, d, ks, n, ar, 4); break;
         }
     }
 }
@@ -328,14 +328,14 @@ IKC_T256 static inline float ikc_hmax_256(__m256 a) {
     return _mm_cvtss_f32(x);
 }
 
-IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, int64_t d, int n, float alpha, float *s) {
+IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, int64_t d, int64_t ks, int n, float alpha, float *s) {
     const int64_t full = d & ~(int64_t)7;
     const __m256i tm = ikc_mask8(d - full);
     const __m128 va = _mm_set1_ps(alpha);
     int j = 0;
     for (; j + 4 <= n; j += 4) {
-        const float *k0 = k + (int64_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
-        ikc_prefetch_ahead(k0, d);
+        const float *k0 = k + (int64_t)j * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        ikc_prefetch_ahead(k0, ks);
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -358,7 +358,7 @@ IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, i
         }
     }
     for (; j < n; j++) {
-        const float *kj = k + (int64_t)j * d;
+        const float *kj = k + (int64_t)j * ks;
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m256 a = _mm256_setzero_ps();
@@ -410,14 +410,14 @@ IKC_T256 static void ikc_softmax_avx2(float *s, int nvis, int ntot, float m_old,
 }
 
 /// acc[r] += Σ_j p[r][j]·v[j] for a constant number of rows R ≤ 4, four keys at a time (as the AVX-512 path).
-IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(const float *p, const float *v, int64_t d, int n,
+IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(const float *p, const float *v, int64_t d, int64_t ks, int n,
                                                                           float *acc, const int R) {
     const int64_t full = d & ~(int64_t)7;
     const __m256i tm = ikc_mask8(d - full);
     int j = 0;
     for (; j + 4 <= n; j += 4) {
-        const float *v0 = v + (int64_t)j * d, *v1 = v0 + d, *v2 = v1 + d, *v3 = v2 + d;
-        ikc_prefetch_ahead(v0, d);
+        const float *v0 = v + (int64_t)j * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
+        ikc_prefetch_ahead(v0, ks);
         float w[4][4];
         for (int r = 0; r < R; r++)
             for (int t = 0; t < 4; t++) w[r][t] = p[r * IKC_CHUNK + j + t];
@@ -448,7 +448,7 @@ IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(cons
         }
     }
     for (; j < n; j++) {
-        const float *vj = v + (int64_t)j * d;
+        const float *vj = v + (int64_t)j * ks;
         int64_t c = 0;
         for (; c < full; c += 8) {
             const __m256 x = _mm256_loadu_ps(vj + c);
@@ -464,15 +464,15 @@ IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(cons
     }
 }
 
-IKC_T256 static void ikc_accumulate_avx2(const float *p, const float *v, int rows, int64_t d, int n, float *acc) {
+IKC_T256 static void ikc_accumulate_avx2(const float *p, const float *v, int rows, int64_t d, int64_t ks, int n, float *acc) {
     for (int r0 = 0; r0 < rows; r0 += 4) {
         const float *pr = p + r0 * IKC_CHUNK;
         float *ar = acc + (int64_t)r0 * d;
         switch (rows - r0) {
-        case 1: ikc_acc_rows_256(pr, v, d, n, ar, 1); break;
-        case 2: ikc_acc_rows_256(pr, v, d, n, ar, 2); break;
-        case 3: ikc_acc_rows_256(pr, v, d, n, ar, 3); break;
-        default: ikc_acc_rows_256(pr, v, d, n, ar, 4); break;
+        case 1: ikc_acc_rows_256(pr, v, d, ks, n, ar, 1); break;
+        case 2: ikc_acc_rows_256(pr, v, d, ks, n, ar, 2); break;
+        case 3: ikc_acc_rows_256(pr, v, d, ks, n, ar, 3); break;
+        default: ikc_acc_rows_256(pr, v, d, ks, n, ar, 4); break;
         }
     }
 }
@@ -506,7 +506,7 @@ static void ikc_partial(const ikc_ops *ops, const float *q, const float *k, cons
                 nmax = nv[r] > nmax ? nv[r] : nmax;
             }
             if (nmax == 0) continue;
-            ops->scores(q + r0 * d, k + j0 * d, R, d, nmax, alpha, s);
+            ops->scores(q + r0 * d, k + j0 * d, R, d, d, nmax, alpha, s);
             for (int r = 0; r < R; r++) {
                 float *sr = s + r * IKC_CHUNK;
                 if (nv[r] == 0) {
@@ -528,7 +528,7 @@ static void ikc_partial(const ikc_ops *ops, const float *q, const float *k, cons
                 }
                 m[r0 + r] = m_new;
             }
-            ops->accumulate(s, v + j0 * d, R, d, nmax, acc + r0 * d);
+            ops->accumulate(s, v + j0 * d, R, d, d, nmax, acc + r0 * d);
         }
     }
 }
@@ -570,4 +570,135 @@ void ikc_attention_merge(int64_t parts, int64_t rows, int64_t d, const float *m,
         const float inv = 1.0f / total;
         for (int64_t c = 0; c < d; c++) o[c] *= inv;
     }
+}
+
+// MARK: - Paged driver
+
+/// Most query rows one paged call takes (m and l live on its stack).
+#define IKC_PAGED_MAX_ROWS 256
+
+static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t d, const float *k_cache,
+                      const float *v_cache, int64_t block_size, int64_t row_stride, int64_t head_offset,
+                      const int32_t *block_table, const int64_t *visible, float scale, float *out) {
+    const float alpha = scale * ikc_log2e;
+    float m[IKC_PAGED_MAX_ROWS], l[IKC_PAGED_MAX_ROWS];
+    int64_t most = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+        most = visible[r] > most ? visible[r] : most;
+    }
+    if (rows > 0 && d > 0) memset(out, 0, (size_t)(rows * d) * sizeof(float));
+    float s[IKC_ROWS * IKC_CHUNK] __attribute__((aligned(64)));
+    const int64_t blocks = (most + block_size - 1) / block_size;
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t base = ((int64_t)block_table[b] * block_size) * row_stride + head_offset;
+        const float *kb = k_cache + base, *vb = v_cache + base;
+        const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
+        for (int64_t j0 = 0; j0 < in_block; j0 += IKC_CHUNK) {
+            const int kc = in_block - j0 < IKC_CHUNK ? (int)(in_block - j0) : IKC_CHUNK;
+            const int64_t first = b * block_size + j0;  // absolute position of the chunk's first key
+            for (int64_t r0 = 0; r0 < rows; r0 += IKC_ROWS) {
+                const int R = rows - r0 < IKC_ROWS ? (int)(rows - r0) : IKC_ROWS;
+                int nv[IKC_ROWS];
+                int nmax = 0;
+                for (int r = 0; r < R; r++) {
+                    int64_t n = visible[r0 + r] - first;
+                    n = n < 0 ? 0 : (n > kc ? kc : n);
+                    nv[r] = (int)n;
+                    nmax = nv[r] > nmax ? nv[r] : nmax;
+                }
+                if (nmax == 0) continue;
+                ops->scores(q + r0 * d, kb + j0 * row_stride, R, d, row_stride, nmax, alpha, s);
+                for (int r = 0; r < R; r++) {
+                    float *sr = s + r * IKC_CHUNK;
+                    if (nv[r] == 0) {
+                        memset(sr, 0, (size_t)nmax * sizeof(float));
+                        continue;
+                    }
+                    const float m_old = m[r0 + r];
+                    float m_new, sum;
+                    ops->softmax(sr, nv[r], nmax, m_old, &m_new, &sum);
+                    if (m_old == -INFINITY) {
+                        l[r0 + r] = sum;
+                    } else {
+                        const float corr = exp2f(m_old - m_new);
+                        l[r0 + r] = l[r0 + r] * corr + sum;
+                        if (corr != 1.0f) {
+                            float *ar = out + (r0 + r) * d;
+                            for (int64_t c = 0; c < d; c++) ar[c] *= corr;
+                        }
+                    }
+                    m[r0 + r] = m_new;
+                }
+                ops->accumulate(s, vb + j0 * row_stride, R, d, row_stride, nmax, out + r0 * d);
+            }
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        if (l[r] == 0) continue;  // a row that sees no key stays zero
+        const float inv = 1.0f / l[r];
+        float *o = out + r * d;
+        for (int64_t c = 0; c < d; c++) o[c] *= inv;
+    }
+}
+
+int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
+                            int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
+                            const int64_t *visible, float scale, float *out) {
+    if (rows < 0 || rows > IKC_PAGED_MAX_ROWS || d <= 0 || block_size <= 0 || row_stride < d) return -1;
+    if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
+    const ikc_ops *ops = &ikc_ops_scalar;
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
+    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
+#endif
+    ikc_paged(ops, q, rows, d, k_cache, v_cache, block_size, row_stride, head_offset, block_table, visible, scale, out);
+    return 0;
+}
+
+int ikc_paged_attention(const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
+                        int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
+                        const int64_t *visible, float scale, float *out) {
+    return ikc_paged_attention_isa(ikc_active_isa(), q, rows, d, k_cache, v_cache, block_size, row_stride, head_offset,
+                                   block_table, visible, scale, out);
+}
+
+// MARK: - SwiGLU
+
+static void ikc_silu_mul_scalar(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+#if IKC_X86
+IKC_T512 static void ikc_silu_mul_avx512(const float *gate, const float *up, float *out, int64_t n) {
+    const __m512 nl2e = _mm512_set1_ps(-ikc_log2e), one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        const __mmask16 mk = ikc_mask16(n - i);
+        const __m512 g = _mm512_maskz_loadu_ps(mk, gate + i), u = _mm512_maskz_loadu_ps(mk, up + i);
+        const __m512 e = ikc_exp2_512(_mm512_mul_ps(g, nl2e));
+        _mm512_mask_storeu_ps(out + i, mk, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), u));
+    }
+}
+
+IKC_T256 static void ikc_silu_mul_avx2(const float *gate, const float *up, float *out, int64_t n) {
+    const __m256 nl2e = _mm256_set1_ps(-ikc_log2e), one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i), u = _mm256_loadu_ps(up + i);
+        const __m256 e = ikc_exp2_256(_mm256_mul_ps(g, nl2e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u));
+    }
+    ikc_silu_mul_scalar(gate + i, up + i, out + i, n - i);
+}
+#endif
+
+void ikc_silu_mul(const float *gate, const float *up, float *out, int64_t n) {
+#if IKC_X86
+    const int isa = ikc_active_isa();
+    if (isa == IKC_ISA_AVX512) { ikc_silu_mul_avx512(gate, up, out, n); return; }
+    if (isa == IKC_ISA_AVX2) { ikc_silu_mul_avx2(gate, up, out, n); return; }
+#endif
+    ikc_silu_mul_scalar(gate, up, out, n);
 }

@@ -46,6 +46,8 @@ typedef struct {
     float *out;
     int64_t out_stride;
     int parts;
+    void (*fn)(void *context, int part, int parts);  // a generic job (ikq_parallel_pooled) when non-NULL
+    void *context;
 } ikq_job;
 
 static struct {
@@ -61,6 +63,10 @@ static struct {
 
 /// Groups of part `i` of `parts`: even split points, so the AVX-512 path can pair groups in every part.
 static void ikq_run_part(const ikq_job *job, int i) {
+    if (job->fn) {
+        job->fn(job->context, i, job->parts);
+        return;
+    }
     const int64_t groups = (job->w->rows + 7) / 8;
     const int64_t g0 = i == 0 ? 0 : (groups * i / job->parts) & ~(int64_t)1;
     const int64_t g1 = i == job->parts - 1 ? groups : (groups * (i + 1) / job->parts) & ~(int64_t)1;
@@ -131,6 +137,8 @@ static void ikq_pool_after_fork_in_child(void) {
 static pthread_once_t ikq_pool_fork_once = PTHREAD_ONCE_INIT;
 static void ikq_pool_register_fork_handler(void) { pthread_atfork(NULL, NULL, ikq_pool_after_fork_in_child); }
 
+static int ikq_pool_run(ikq_job job);
+
 int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                       float *out, int64_t out_stride, int threads) {
     const int64_t groups = (w->rows + 7) / 8;
@@ -140,7 +148,20 @@ int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, cons
     if (parts > ikq_online_cpus()) parts = ikq_online_cpus();
     if (parts > (groups + 1) / 2) parts = (int)((groups + 1) / 2);  // at least one group pair per part
     if (parts < 1) parts = 1;
-    ikq_job job = {isa, w, q, d, s, tokens, out, out_stride, parts};
+    ikq_job job = {isa, w, q, d, s, tokens, out, out_stride, parts, NULL, NULL};
+    return ikq_pool_run(job);
+}
+
+int ikq_parallel_pooled(void (*fn)(void *context, int part, int parts), void *context, int parts) {
+    if (parts > IKQ_POOL_MAX_WORKERS + 1) parts = IKQ_POOL_MAX_WORKERS + 1;
+    if (parts > ikq_online_cpus()) parts = ikq_online_cpus();
+    if (parts < 1) parts = 1;
+    ikq_job job = {0, NULL, NULL, NULL, NULL, 0, NULL, 0, parts, fn, context};
+    return ikq_pool_run(job);
+}
+
+static int ikq_pool_run(ikq_job job) {
+    const int parts = job.parts;
     if (parts == 1) {
         ikq_run_part(&job, 0);
         return 0;
@@ -185,6 +206,11 @@ int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, cons
 }
 
 #else
+
+int ikq_parallel_pooled(void (*fn)(void *context, int part, int parts), void *context, int parts) {
+    (void)fn; (void)context; (void)parts;
+    return -1;
+}
 
 int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                       float *out, int64_t out_stride, int threads) {

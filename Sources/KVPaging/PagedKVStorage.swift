@@ -40,6 +40,20 @@ public struct PagedKVStorage: Sendable {
         try self.init(numBlocks: configuration.blockCount, blockSize: configuration.blockSize, kvHeads: kvHeads, headDim: headDim)
     }
 
+    /// The key and value buffers (`[numBlocks, blockSize, Hkv, D]` each) for kernels that write and read them in place.
+    package mutating func withUnsafeMutableBuffers<R>(_ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try keys.withUnsafeMutableBufferPointer { k in
+            try values.withUnsafeMutableBufferPointer { v in try body(k, v) }
+        }
+    }
+
+    /// The key and value buffers, read-only.
+    package func withUnsafeBuffers<R>(_ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try keys.withUnsafeBufferPointer { k in
+            try values.withUnsafeBufferPointer { v in try body(k, v) }
+        }
+    }
+
     /// Elements of one token row (`Hkv · D`).
     public var rowElements: Int { kvHeads * headDim }
     /// Elements of one block (`blockSize · Hkv · D`).

@@ -70,6 +70,19 @@ public final class GGUFStorage: @unchecked Sendable {
         isMapped = true
     }
 
+    /// Tells the kernel this process no longer needs the whole pages inside `range` of a mapped file
+    /// (`madvise(MADV_DONTNEED)`): they leave the resident set and are read again from the page cache
+    /// if touched. A loader calls it after repacking a tensor so the file and the packed copy are not
+    /// both resident at peak. Does nothing for owned (copied) bytes.
+    package func releasePages(_ range: Range<Int>) {
+        guard isMapped, let base = bytes.baseAddress, !range.isEmpty, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = range.upperBound / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         guard let base = bytes.baseAddress else { return }
         if isMapped {

@@ -69,6 +69,14 @@ public enum QuantizationFormat: Sendable, Hashable, CustomStringConvertible, Cas
         }
     }
 
+    /// True for the GGUF block formats (`Q8_0`, `Q4_0`, `Q4_1`), whose rows are runs of self-contained 32-weight blocks.
+    package var isBlockFormat: Bool {
+        switch self {
+        case .q8_0, .q4_0, .q4_1: true
+        default: false
+        }
+    }
+
     /// Bits per code (8 or 4).
     public var codeBits: Int {
         switch self {

@@ -72,6 +72,65 @@ public struct QuantizedLinear: LinearWeights {
         storage = PackedStorage(matrix)
     }
 
+    /// Repacks a block-format matrix (`Q8_0`, `Q4_0`, `Q4_1`) read straight from stored bytes — for
+    /// example a memory-mapped GGUF tensor — without an intermediate copy. `parts` are stacked row-wise
+    /// (each `[rows_i, columns]` in the format's row-major block layout), so fused projections such as
+    /// Q|K|V become one matrix.
+    package init(format: QuantizationFormat, columns: Int, parts: [(rows: Int, bytes: UnsafeRawBufferPointer)]) throws {
+        guard format.isBlockFormat else {
+            throw QuantizationError(.unsupportedFormat, "only Q8_0, Q4_0 and Q4_1 can be packed from stored bytes (got \(format))")
+        }
+        guard columns > 0, columns % 32 == 0 else {
+            throw QuantizationError(.invalidShape, "a \(format) matrix needs a positive multiple of 32 columns (got \(columns))")
+        }
+        let rowBytes = format.byteCount(rows: 1, columns: columns)
+        var starts: [UnsafePointer<UInt8>] = []
+        for (i, part) in parts.enumerated() {
+            guard part.rows > 0, part.bytes.count == part.rows * rowBytes, let base = part.bytes.baseAddress else {
+                throw QuantizationError(.invalidData, "part \(i) holds \(part.bytes.count) bytes; \(part.rows) rows of \(columns) \(format) columns need \(part.rows * rowBytes)")
+            }
+            let p = base.assumingMemoryBound(to: UInt8.self)
+            for r in 0..<part.rows { starts.append(p + r * rowBytes) }
+        }
+        self.format = format
+        outputFeatures = starts.count
+        inputFeatures = columns
+        storage = starts.withUnsafeBufferPointer { PackedStorage(format: format, columns: columns, rows: $0) }
+    }
+
+    /// `out[t·outStride + n] = Σ_k W[n, k]·x[t, k]` from activations already quantized by
+    /// ``quantizeActivations(_:tokens:q:d:s:)`` — the allocation-free form a decoder's hot loop uses.
+    package func multiply(q: UnsafePointer<Int8>, d: UnsafePointer<Float>, s: UnsafePointer<Float>, tokens: Int,
+                          out: UnsafeMutablePointer<Float>, outStride: Int, threads: Int, isa: ISA = .active) {
+        let groups = (outputFeatures + 7) / 8
+        let chunks = max(1, min(threads, groups))
+        var descriptor = storage.descriptor
+        let isaCode = Int32(isa.rawValue)
+        if chunks > 1, ikq_matmul_pooled(isaCode, &descriptor, q, d, s, Int64(tokens), out, Int64(outStride), Int32(clamping: chunks)) == 0 {
+            withExtendedLifetime(storage) {}
+            return
+        }
+        let qs = UnsafeSendablePointer(UnsafeMutablePointer(mutating: q))
+        let ds = UnsafeSendablePointer(UnsafeMutablePointer(mutating: d))
+        let ss = UnsafeSendablePointer(UnsafeMutablePointer(mutating: s))
+        let os = UnsafeSendablePointer(out)
+        let storage = self.storage
+        let body: @Sendable (Int) -> Void = { i in
+            var w = storage.descriptor
+            let g0 = i == 0 ? 0 : (groups * i / chunks) & ~1
+            let g1 = i == chunks - 1 ? groups : (groups * (i + 1) / chunks) & ~1
+            ikq_matmul_isa(isaCode, &w, qs.pointer, ds.pointer, ss.pointer, Int64(tokens), os.pointer, Int64(outStride), Int64(g0), Int64(g1))
+        }
+        if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+        withExtendedLifetime(storage) {}
+    }
+
+    /// Quantizes `x` `[tokens, K]` to the kernels' 8-bit activation blocks (`q` `[tokens, K]`, `d`, `s` `[tokens, K/32]`).
+    package static func quantizeActivations(_ x: UnsafePointer<Float>, tokens: Int, columns: Int,
+                                            q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>, s: UnsafeMutablePointer<Float>) {
+        ikq_quantize_activations(x, Int64(tokens), Int64(columns), q, d, s)
+    }
+
     /// A deep copy with its own packed buffers (benchmarks rotate over distinct copies to stream from memory).
     package func duplicated() -> QuantizedLinear {
         QuantizedLinear(format: format, outputFeatures: outputFeatures, inputFeatures: inputFeatures, storage: storage.copy())
@@ -277,6 +336,58 @@ final class PackedStorage: @unchecked Sendable {
             codes: UnsafePointer(cp.baseAddress), scales: sc.map { UnsafePointer($0.baseAddress!) },
             row_scales: rsc.map { UnsafePointer($0.baseAddress!) }, mins: mn.map { UnsafePointer($0.baseAddress!) },
             zeros: zr.map { UnsafePointer($0.baseAddress!) })
+    }
+
+    /// Block formats from one pointer per row (`Q8_0`, `Q4_0`, `Q4_1`, rows of `columns/32` blocks each).
+    init(format: QuantizationFormat, columns k: Int, rows rowStarts: UnsafeBufferPointer<UnsafePointer<UInt8>>) {
+        precondition(format.isBlockFormat)
+        let rows = rowStarts.count, nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
+        let code8 = format == .q8_0
+        let blockBytes = code8 ? 256 : 128
+        codes = .allocate(byteCount: max(pairs * nb * 2 * blockBytes, 1), alignment: 64)
+        codes.initializeMemory(as: UInt8.self, repeating: code8 ? 0x80 : 0)
+        func alloc<T>(_ n: Int, _: T.Type) -> UnsafeMutableBufferPointer<T> {
+            let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(n, 1))
+            UnsafeMutableRawBufferPointer(p).initializeMemory(as: UInt8.self, repeating: 0)
+            return p
+        }
+        let sc = alloc(pairs * nb * 16, UInt16.self)
+        let mn = format == .q4_1 ? alloc(pairs * nb * 16, UInt16.self) : nil
+        let cp = codes.bindMemory(to: UInt8.self)
+        let bytesPer = code8 ? 34 : format == .q4_0 ? 18 : 20
+        for r in 0..<rows {
+            let g = r / 8, rr = r % 8
+            let src = rowStarts[r]
+            for b in 0..<nb {
+                let o = b * bytesPer
+                let side = ((g / 2) * nb + b) * 16 + (g % 2) * 8 + rr
+                sc[side] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
+                let base = ((g / 2) * nb + b) * 2 * blockBytes + (g % 2) * 32 + rr * 4
+                if code8 {
+                    // chunk j holds k = 4j + t at byte rr·4 + t, stored as offset binary
+                    for j in 0..<8 {
+                        for t in 0..<4 { cp[base + j * 64 + t] = src[o + 2 + 4 * j + t] ^ 0x80 }
+                    }
+                } else {
+                    if let mn { mn[side] = UInt16(src[o + 2]) | UInt16(src[o + 3]) << 8 }
+                    let qo = o + bytesPer - 16
+                    // stored: byte i holds k = i (low nibble) and k = i + 16 (high nibble)
+                    @inline(__always) func code(_ kk: Int) -> UInt8 { kk < 16 ? src[qo + kk] & 0x0F : src[qo + kk - 16] >> 4 }
+                    for j in 0..<4 {
+                        for t in 0..<4 { cp[base + j * 64 + t] = code(8 * j + t) | code(8 * j + 4 + t) << 4 }
+                    }
+                }
+            }
+        }
+        scales = sc
+        rowScales = nil
+        mins = mn
+        zeros = nil
+        descriptor = ikq_packed_matrix(
+            rows: Int64(rows), cols: Int64(k), code_bits: code8 ? 8 : 4,
+            weight_kind: Int32(code8 ? IKQ_WEIGHT_SIGNED8 : format == .q4_0 ? IKQ_WEIGHT_OFFSET8 : IKQ_WEIGHT_MIN), scale_shift: 0, reserved: 0,
+            codes: UnsafePointer(cp.baseAddress), scales: UnsafePointer(sc.baseAddress!), row_scales: nil,
+            mins: mn.map { UnsafePointer($0.baseAddress!) }, zeros: nil)
     }
 
     private init(copying o: PackedStorage) {

@@ -146,3 +146,13 @@ func clampedTruncate(_ v: Float, _ lo: Int32, _ hi: Int32) -> Int32 {
     if v >= Float(hi) { return hi }
     return Int32(v)
 }
+
+extension QuantizationFormat {
+    /// Decodes rows `rows` of a block-format (`Q8_0`/`Q4_0`/`Q4_1`) matrix stored in `bytes` (row-major
+    /// blocks, `columns` a multiple of 32) into `out` (`rows.count × columns` floats) — e.g. embedding
+    /// rows read straight from a memory-mapped GGUF tensor.
+    package func dequantizeBlockRows(_ bytes: UnsafeBufferPointer<UInt8>, columns: Int, rows: Range<Int>, into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(isBlockFormat && columns % 32 == 0 && out.count >= rows.count * columns)
+        GGMLBlocks.dequantize(self, bytes, columns: columns, rows: rows, into: out)
+    }
+}

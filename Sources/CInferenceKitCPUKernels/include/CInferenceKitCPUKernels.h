@@ -50,6 +50,29 @@ void ikc_attention_partial_isa(int isa, const float *q, const float *k, const fl
 void ikc_attention_merge(int64_t parts, int64_t rows, int64_t d, const float *m, const float *l, const float *acc,
                          float *out);
 
+/// Attention of `rows` query rows of one KV head against keys in a paged cache, normalised.
+///
+/// q:          [rows, d] queries (contiguous), e.g. the query heads of one KV head for a few tokens.
+/// k_cache,
+/// v_cache:    [blocks, block_size, …] with key `j` of block `b` at `(b·block_size + j)·row_stride + head_offset`
+///             (KVPaging's `[blocks, block_size, Hkv, D]` layout: row_stride = Hkv·D, head_offset = h·D).
+/// block_table: the sequence's blocks in position order; position p lives in block_table[p / block_size].
+/// visible:    per row, how many leading positions it sees (a causal row at position p sees p + 1).
+/// out:        [rows, d] softmax(q·kᵀ·scale)·v; a row that sees no key is zeros.
+/// Returns 0, or −1 (nothing written) when rows > 256, d ≤ 0, block_size ≤ 0 or row_stride < d.
+int ikc_paged_attention(const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
+                        int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
+                        const int64_t *visible, float scale, float *out);
+
+/// Same, with an explicit path (clamped to what the CPU supports).
+int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
+                            int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
+                            const int64_t *visible, float scale, float *out);
+
+/// SwiGLU: out[i] = gate[i] · sigmoid(gate[i]) · up[i] for i < n (the exponential as a degree-6 polynomial
+/// of 2^f on the vector paths, relative error ≈ 1e-7; expf on the scalar path). `out` may alias `gate`.
+void ikc_silu_mul(const float *gate, const float *up, float *out, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -85,6 +85,12 @@ void ikq_matmul_isa(int isa, const ikq_packed_matrix *w, const int8_t *q, const 
 int ikq_matmul_pooled(int isa, const ikq_packed_matrix *w, const int8_t *q, const float *d, const float *s, int64_t tokens,
                       float *out, int64_t out_stride, int threads);
 
+/// Runs fn(context, part, parts) for part 0 … parts − 1 on the same pool as ikq_matmul_pooled (part 0 on the
+/// caller), so other work between products (attention, say) uses the threads that are already spinning
+/// instead of waking a second set. `parts` is capped at the online CPUs; `fn` receives the capped count.
+/// Returns -1 without calling fn when the pool is busy or cannot start threads, 0 when every part ran.
+int ikq_parallel_pooled(void (*fn)(void *context, int part, int parts), void *context, int parts);
+
 /// Streams `bytes` bytes from `p` (summing 64-bit words) — the read-bandwidth probe of the benchmark.
 uint64_t ikq_read_bandwidth_probe(const void *p, size_t bytes);
 /// The probe with the decode kernels' non-temporal software prefetch (the benchmark takes the faster of the two).
