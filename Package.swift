@@ -288,7 +288,7 @@ let package = Package(
         .testTarget(
             name: "TokenizationTests",
             dependencies: ["Tokenization", "Quantization"],
-            exclude: ["Vectors"],
+            exclude: ["Vectors", "ChatTemplateFixtureSupport.swift", "ChatTemplateModelTests.swift", "ChatTemplateTests.swift"],  // TEMP
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

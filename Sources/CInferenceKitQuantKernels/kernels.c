@@ -123,8 +123,10 @@ static inline int32_t ikq_load_i32(const int8_t *p) {
 static void ikq_quantize_activations_scalar(const float *x, int64_t n, int8_t *q, float *d, float *s) {
     for (int64_t b = 0; b < n / 32; b++) {
         float amax = 0;
-        for (int j = 0; j < 32; j++) { const float a = fabsf(x[b * 32 + j]); if (a > amax) amax = a; }
-        const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
+        int nan = 0;
+        for (int j = 0; j < 32; j++) { const float a = fabsf(x[b * 32 + j]); if (a > amax) amax = a; nan |= a != a; }
+        // A NaN input makes the block's scale NaN, so it reaches the product instead of becoming finite codes.
+        const float db = nan ? NAN : amax / 127.0f, id = db != 0 && !nan ? 1.0f / db : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
             const int32_t v = (int32_t)lrintf(x[b * 32 + j] * id);
@@ -150,7 +152,11 @@ static void ikq_quantize_activations_avx2(const float *x, int64_t n, int8_t *q, 
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
-        const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
+        // max drops NaN operands: look for them separately so a NaN input makes the block's scale NaN.
+        const __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
+                                       _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
+        const int nan = _mm256_movemask_ps(un) != 0;
+        const float db = nan ? NAN : amax / 127.0f, id = db != 0 && !nan ? 1.0f / db : 0.0f;
         const __m256 vid = _mm256_set1_ps(id);
         // Round to nearest (even) and pack 32 int32 → 32 int8 with signed saturation.
         __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));

@@ -78,15 +78,15 @@ public struct ModelConfiguration: Sendable, Hashable, CustomStringConvertible {
         }
         try need(Self.supportedArchitectures.contains(architecture),
                  "architecture '\(architecture)' is not supported; this runtime runs \(Self.supportedArchitectures.joined(separator: ", "))")
-        try need(hiddenSize > 0 && hiddenSize % 32 == 0, "hidden size \(hiddenSize) must be a positive multiple of 32 (the quantized kernels' block)")
-        try need(intermediateSize > 0 && intermediateSize % 32 == 0, "feed-forward size \(intermediateSize) must be a positive multiple of 32")
+        try need(hiddenSize > 0, "hidden size \(hiddenSize) must be positive")
+        try need(intermediateSize > 0, "feed-forward size \(intermediateSize) must be positive")
         try need(layerCount > 0 && layerCount <= 1024, "layer count \(layerCount) must be between 1 and 1024")
         try need(headCount > 0 && kvHeadCount > 0, "head counts \(headCount)/\(kvHeadCount) must be positive")
         try need(headCount % kvHeadCount == 0, "\(headCount) query heads are not a multiple of \(kvHeadCount) KV heads")
         try need(headDimension > 0 && headDimension % 2 == 0 && headDimension <= 512, "head dimension \(headDimension) must be even and at most 512")
         try need(ropeDimensionCount > 0 && ropeDimensionCount <= headDimension && ropeDimensionCount % 2 == 0,
                  "RoPE dimension count \(ropeDimensionCount) must be even and at most the head dimension \(headDimension)")
-        try need(groupSize * 4 <= 256, "\(groupSize) query heads per KV head is more than the attention kernel takes (64)")
+        try need(groupSize <= 64, "\(groupSize) query heads per KV head is more than the attention kernel takes (64)")
         try need(ropeTheta.isFinite && ropeTheta > 0, "RoPE base \(ropeTheta) must be positive")
         try need(rmsNormEpsilon.isFinite && rmsNormEpsilon > 0, "RMSNorm epsilon \(rmsNormEpsilon) must be positive")
         try need(vocabularySize > 0 && vocabularySize < 1 << 24, "vocabulary size \(vocabularySize) must be between 1 and 2²⁴")

@@ -62,45 +62,43 @@ struct BytePairEncoder: Sendable {
     }
 
     private func mergeLinearly(_ ids: inout [Int32]) {
-        guard ids.count > 1 else { return }
-        // ranks[i]: rank of the pair (ids[i], ids[i + 1])
-        var ranks = [Int32](repeating: .max, count: ids.count - 1)
-        var mergedIDs = [Int32](repeating: -1, count: ids.count - 1)
-        for i in 0..<(ids.count - 1) {
-            if let m = merges.lookup(ids[i], ids[i + 1]) {
-                ranks[i] = m.rank
-                mergedIDs[i] = m.merged
-            }
-        }
-        while true {
-            var best = -1
-            var bestRank = Int32.max
-            for i in 0..<ranks.count where ranks[i] < bestRank {
-                bestRank = ranks[i]
-                best = i
-            }
-            if best < 0 { return }
-            ids[best] = mergedIDs[best]
-            ids.remove(at: best + 1)
-            ranks.remove(at: best)
-            mergedIDs.remove(at: best)
-            if best > 0 {
-                if let m = merges.lookup(ids[best - 1], ids[best]) {
-                    ranks[best - 1] = m.rank
-                    mergedIDs[best - 1] = m.merged
-                } else {
-                    ranks[best - 1] = .max
+        let n = ids.count
+        guard n > 1 else { return }
+        // pair i is (ids[i], ids[i + 1]): its rank and merged id; stack buffers, no allocation per word
+        let live = withUnsafeTemporaryAllocation(of: (rank: Int32, merged: Int32).self, capacity: n - 1) { pairs -> Int in
+            ids.withUnsafeMutableBufferPointer { ids -> Int in
+                var count = n
+                for i in 0..<(n - 1) {
+                    pairs[i] = merges.lookup(ids[i], ids[i + 1]) ?? (.max, -1)
                 }
-            }
-            if best < ranks.count {
-                if let m = merges.lookup(ids[best], ids[best + 1]) {
-                    ranks[best] = m.rank
-                    mergedIDs[best] = m.merged
-                } else {
-                    ranks[best] = .max
+                while true {
+                    var best = -1
+                    var bestRank = Int32.max
+                    for i in 0..<(count - 1) where pairs[i].rank < bestRank {
+                        bestRank = pairs[i].rank
+                        best = i
+                    }
+                    if best < 0 { return count }
+                    ids[best] = pairs[best].merged
+                    // remove symbol best + 1 and pair best
+                    var j = best + 1
+                    while j < count - 1 {
+                        ids[j] = ids[j + 1]
+                        j += 1
+                    }
+                    j = best
+                    while j < count - 2 {
+                        pairs[j] = pairs[j + 1]
+                        j += 1
+                    }
+                    count -= 1
+                    if best > 0 { pairs[best - 1] = merges.lookup(ids[best - 1], ids[best]) ?? (.max, -1) }
+                    if best < count - 1 { pairs[best] = merges.lookup(ids[best], ids[best + 1]) ?? (.max, -1) }
+                    if count == 1 { return 1 }
                 }
             }
         }
+        ids.removeLast(n - live)
     }
 
     private struct Candidate {

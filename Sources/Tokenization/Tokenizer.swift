@@ -32,6 +32,8 @@ public final class Tokenizer: Sendable {
     /// Special tokens to split out of the input, longest text first: (id, text, needs `parseSpecialTokens`).
     private let specialTokens: [(id: Int, text: [UInt8], parsedOnRequest: Bool)]
     private let endOfGeneration: Set<Int>
+    /// SentencePiece with a space prefix: decoding drops the one space encoding added per fragment.
+    private let stripsSpacePrefix: Bool
 
     /// The pre-tokenizer names ``TokenizerConfiguration/preTokenizer`` may hold.
     public static var supportedPreTokenizers: [String] { PreTokenizer.supportedNames }
@@ -106,6 +108,7 @@ public final class Tokenizer: Sendable {
         var endOfGeneration = Set(configuration.endOfTurnTokenIDs)
         if let eos = configuration.eosTokenID { endOfGeneration.insert(eos) }
         self.endOfGeneration = endOfGeneration
+        self.stripsSpacePrefix = configuration.model == .sentencePiece && configuration.addSpacePrefix
     }
 
     /// The bytes a token stands for (llama.cpp's `token_to_piece` with `special = true`).
@@ -357,8 +360,9 @@ public final class Tokenizer: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends what `id` decodes to. With ``TokenizerConfiguration/addSpacePrefix`` the space that
-    /// encoding put before each text fragment (at the start and after every special token) is dropped.
+    /// Appends what `id` decodes to. For SentencePiece with ``TokenizerConfiguration/addSpacePrefix``
+    /// the space that encoding put before each text fragment (at the start and after every special
+    /// token) is dropped, so `decode(encode(s)) == s`.
     func appendPiece(of id: Int, skipSpecialTokens: Bool, atFragmentStart: inout Bool, to bytes: inout [UInt8]) throws(TokenizationError) {
         try checked(id)
         let type = types[id]
@@ -369,7 +373,7 @@ public final class Tokenizer: Sendable {
             return
         }
         let piece = pieces[id]
-        if configuration.addSpacePrefix, atFragmentStart, piece.first == 0x20 {
+        if stripsSpacePrefix, atFragmentStart, piece.first == 0x20 {
             bytes.append(contentsOf: piece.dropFirst())
         } else {
             bytes.append(contentsOf: piece)
