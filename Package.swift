@@ -95,14 +95,13 @@ let package = Package(
         ),
 
         // MARK: Model runtime (integration targets: the tokenizer needs no compute code; the runtime joins the kernels)
-        .target(name: "Tokenization", exclude: ["ChatTemplate"], swiftSettings: swiftSettings),  // TEMP
+        .target(name: "Tokenization", swiftSettings: swiftSettings),
         .target(
             name: "ModelRuntime",
             dependencies: [
                 "TensorCore", "TensorCoreBLAS", "Quantization", "KVPaging", "Tokenization",
                 "CInferenceKitQuantKernels", "CInferenceKitCPUKernels", "CInferenceKitBLAS",
             ],
-            exclude: ["ChatPrompt.swift"],  // TEMP
             swiftSettings: swiftSettings
         ),
 
@@ -152,7 +151,7 @@ let package = Package(
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
-                "QuantizationOpenCL",
+                "QuantizationOpenCL", "ModelRuntime", "Tokenization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -288,7 +287,7 @@ let package = Package(
         .testTarget(
             name: "TokenizationTests",
             dependencies: ["Tokenization", "Quantization"],
-            exclude: ["Vectors", "ChatTemplateFixtureSupport.swift", "ChatTemplateModelTests.swift", "ChatTemplateTests.swift"],  // TEMP
+            exclude: ["Vectors"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -21,6 +21,9 @@ struct InferKit: AsyncParsableCommand {
             MockUpstreamCommand.self,
             LoadTestCommand.self,
             RouterCommand.self,
+            GenerateCommand.self,
+            TokenizeCommand.self,
+            PerplexityCommand.self,
         ]
     )
 }
@@ -36,6 +39,7 @@ struct Bench: AsyncParsableCommand {
             BenchQuant.self,
             BenchKVPaging.self,
             GatewayBenchCommand.self,
+            BenchModelCommand.self,
         ]
     )
 }
