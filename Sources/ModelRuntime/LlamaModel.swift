@@ -120,11 +120,16 @@ extension TokenizerConfiguration {
         let scores: [Float] = array("tokenizer.ggml.scores").map { if case let .float32(f) = $0 { f } else { 0 } }
         var endOfTurn: [Int] = []
         for k in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] { if let i = int(k) { endOfTurn.append(i) } }
+        // As llama.cpp does: control tokens whose text ends a turn in a known chat format also end generation.
+        let endTexts: Set<String> = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_turn|>", "<end_of_turn>", "<|endoftext|>", "<|end|>", "<EOT>", "<|return|>"]
+        for (i, t) in tokens.enumerated() where endTexts.contains(t) && (i < types.count ? types[i] == 3 || types[i] == 4 : false) && !endOfTurn.contains(i) {
+            endOfTurn.append(i)
+        }
         self.init(
             model: model, preTokenizer: string("tokenizer.ggml.pre") ?? "default", tokens: tokens, tokenTypes: types,
             merges: merges, scores: scores, bosTokenID: int("tokenizer.ggml.bos_token_id"), eosTokenID: int("tokenizer.ggml.eos_token_id"),
             unknownTokenID: int("tokenizer.ggml.unknown_token_id"), paddingTokenID: int("tokenizer.ggml.padding_token_id"),
-            endOfTurnTokenIDs: endOfTurn, addBOS: bool("tokenizer.ggml.add_bos_token") ?? (model == .sentencePiece),
+            endOfTurnTokenIDs: endOfTurn, addBOS: bool("tokenizer.ggml.add_bos_token") ?? (model == .sentencePiece || (string("tokenizer.ggml.pre") ?? "").hasPrefix("llama")),
             addEOS: bool("tokenizer.ggml.add_eos_token") ?? false,
             addSpacePrefix: bool("tokenizer.ggml.add_space_prefix") ?? (model == .sentencePiece))
     }
