@@ -173,7 +173,7 @@ IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows,
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * ks;
-        ikc_prefetch_ahead(k0, ks);
+        if (ks == d) ikc_prefetch_ahead(k0, d);  // strided (paged) rows: blocks are short and scattered, and a prefetch far past a small cache walks unmapped pages
         for (int r0 = 0; r0 < rows; r0 += 4) {
             const float *qr = q + (int64_t)r0 * d;
             float *sr = s + r0 * IKC_CHUNK + j;
@@ -246,7 +246,7 @@ IKC_T512 __attribute__((always_inline)) static inline void ikc_acc_rows_512(cons
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *v0 = v + (int64_t)j * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
-        ikc_prefetch_ahead(v0, ks);
+        if (ks == d) ikc_prefetch_ahead(v0, d);
         __m512 w0[4], w1[4], w2[4], w3[4];
         for (int r = 0; r < R; r++) {
             w0[r] = _mm512_set1_ps(p[r * IKC_CHUNK + j]);
@@ -335,7 +335,7 @@ IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, i
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *k0 = k + (int64_t)j * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
-        ikc_prefetch_ahead(k0, ks);
+        if (ks == d) ikc_prefetch_ahead(k0, d);  // strided (paged) rows: blocks are short and scattered, and a prefetch far past a small cache walks unmapped pages
         for (int r = 0; r < rows; r++) {
             const float *qr = q + (int64_t)r * d;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -417,7 +417,7 @@ IKC_T256 __attribute__((always_inline)) static inline void ikc_acc_rows_256(cons
     int j = 0;
     for (; j + 4 <= n; j += 4) {
         const float *v0 = v + (int64_t)j * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
-        ikc_prefetch_ahead(v0, ks);
+        if (ks == d) ikc_prefetch_ahead(v0, d);
         float w[4][4];
         for (int r = 0; r < R; r++)
             for (int t = 0; t < 4; t++) w[r][t] = p[r * IKC_CHUNK + j + t];

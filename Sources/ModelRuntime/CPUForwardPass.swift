@@ -288,7 +288,8 @@ public final class CPUForwardPass {
         batch.positions.withUnsafeBufferPointer { pos in
             batch.blockTables.withUnsafeBufferPointer { tables in
                 items.withUnsafeBufferPointer { it in
-                    // Work ≈ Σ rows × visible keys: small steps (a short decode) stay on this thread.
+                    // Work ≈ Σ rows × visible keys: only tiny steps stay on this thread (the pool's workers are
+                    // spinning right after the QKV product, so handing them parts costs about a microsecond).
                     var work = 0
                     for item in it { work += (item.tokenEnd - item.tokenBegin) * Int(pos[item.tokenEnd - 1] + 1) }
                     work *= c.groupSize
@@ -299,7 +300,7 @@ public final class CPUForwardPass {
                         visible: scratch.visible.baseAddress!, group: c.groupSize, headDim: c.headDimension, kvHeads: c.kvHeadCount,
                         blockSize: blockSize, scale: 1 / Float(c.headDimension).squareRoot())
                     let parts = min(threads, it.count, scratch.attentionParts)
-                    if parts <= 1 || work < 16_384 || ikq_parallel_pooled(attentionPart, &job, Int32(parts)) != 0 {
+                    if parts <= 1 || work < 256 || ikq_parallel_pooled(attentionPart, &job, Int32(parts)) != 0 {
                         attentionPart(&job, 0, 1)
                     }
                 }

@@ -180,8 +180,25 @@ struct GGUFWeightLoader {
                 while j < infos.count, infos[j].type?.quantizationFormat == f { j += 1 }
                 let run = Array(infos[i..<j])
                 let p: QuantizedLinear
+                // Release the source pages of rows already packed as packing goes, so a large tensor's
+                // file pages and its packed copy are not both resident at the peak.
+                let ranges = run.map { bytes($0).1 }
+                let rowBytes = f.byteCount(rows: 1, columns: columns)
+                let rowCounts = run.map { $0.dimensions[1] }
+                let storage = file.storage
+                var releasedRows = 0
+                let release: (Int) -> Void = { done in
+                    // Rows releasedRows..<done, part by part.
+                    var first = 0
+                    for (range, n) in zip(ranges, rowCounts) {
+                        let a = min(max(releasedRows - first, 0), n), b = min(max(done - first, 0), n)
+                        if b > a { storage.releasePages((range.lowerBound + a * rowBytes)..<(range.lowerBound + b * rowBytes)) }
+                        first += n
+                    }
+                    releasedRows = done
+                }
                 do {
-                    p = try QuantizedLinear(format: f, columns: columns, parts: run.map { (rows: $0.dimensions[1], bytes: bytes($0).0) })
+                    p = try QuantizedLinear(format: f, columns: columns, parts: run.map { (rows: $0.dimensions[1], bytes: bytes($0).0) }, rowsPacked: release)
                 } catch {
                     throw ModelRuntimeError(.invalidFile, "cannot pack tensor '\(run[0].name)'", underlying: "\(error)")
                 }

@@ -76,7 +76,11 @@ public struct QuantizedLinear: LinearWeights {
     /// example a memory-mapped GGUF tensor — without an intermediate copy. `parts` are stacked row-wise
     /// (each `[rows_i, columns]` in the format's row-major block layout), so fused projections such as
     /// Q|K|V become one matrix.
-    package init(format: QuantizationFormat, columns: Int, parts: [(rows: Int, bytes: UnsafeRawBufferPointer)]) throws {
+    ///
+    /// `rowsPacked` is called every few hundred rows with the number of rows packed so far, so a loader
+    /// can release the source pages it no longer needs while a large matrix is still being packed.
+    package init(format: QuantizationFormat, columns: Int, parts: [(rows: Int, bytes: UnsafeRawBufferPointer)],
+                 rowsPacked: ((Int) -> Void)? = nil) throws {
         guard format.isBlockFormat else {
             throw QuantizationError(.unsupportedFormat, "only Q8_0, Q4_0 and Q4_1 can be packed from stored bytes (got \(format))")
         }
@@ -95,7 +99,7 @@ public struct QuantizedLinear: LinearWeights {
         self.format = format
         outputFeatures = starts.count
         inputFeatures = columns
-        storage = starts.withUnsafeBufferPointer { PackedStorage(format: format, columns: columns, rows: $0) }
+        storage = starts.withUnsafeBufferPointer { PackedStorage(format: format, columns: columns, rows: $0, rowsPacked: rowsPacked) }
     }
 
     /// `out[t·outStride + n] = Σ_k W[n, k]·x[t, k]` from activations already quantized by
@@ -339,7 +343,7 @@ final class PackedStorage: @unchecked Sendable {
     }
 
     /// Block formats from one pointer per row (`Q8_0`, `Q4_0`, `Q4_1`, rows of `columns/32` blocks each).
-    init(format: QuantizationFormat, columns k: Int, rows rowStarts: UnsafeBufferPointer<UnsafePointer<UInt8>>) {
+    init(format: QuantizationFormat, columns k: Int, rows rowStarts: UnsafeBufferPointer<UnsafePointer<UInt8>>, rowsPacked: ((Int) -> Void)? = nil) {
         precondition(format.isBlockFormat)
         let rows = rowStarts.count, nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
         let code8 = format == .q8_0
@@ -356,6 +360,7 @@ final class PackedStorage: @unchecked Sendable {
         let cp = codes.bindMemory(to: UInt8.self)
         let bytesPer = code8 ? 34 : format == .q4_0 ? 18 : 20
         for r in 0..<rows {
+            if r % 512 == 0, r > 0 { rowsPacked?(r) }
             let g = r / 8, rr = r % 8
             let src = rowStarts[r]
             for b in 0..<nb {

@@ -40,7 +40,7 @@ enum ModelCLI {
     private static func procStatus(_ key: String) -> Int? {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in s.split(separator: "\n") where line.hasPrefix(key) {
-            let kb = line.dropFirst(key.count).split(separator: " ").first.flatMap { Int($0) }
+            let kb = line.dropFirst(key.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
             return kb.map { $0 * 1024 }
         }
         return nil
@@ -58,6 +58,22 @@ enum ModelCLI {
         return uptime - ticks / hz
     }
 
+    /// Runs `body` on a thread of its own and waits: the model commands' compute never runs on the
+    /// cooperative pool that `AsyncParsableCommand` calls `run()` from.
+    static func onDedicatedThread(_ body: @escaping @Sendable () throws -> Void) throws {
+        let done = DispatchSemaphore(value: 0)
+        let box = ErrorBox()
+        let thread = Thread {
+            do { try body() } catch { box.set(error) }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.name = "inferkit-model"
+        thread.start()
+        done.wait()
+        if let e = box.get() { throw e }
+    }
+
     static func json(_ object: Any) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
@@ -68,6 +84,14 @@ enum ModelCLI {
         let got = ISA.select(wanted)
         if got != wanted { note("note: \(name) is not supported here; using \(got.name)") }
     }
+}
+
+/// The error a dedicated thread ended with. `@unchecked Sendable`: written by that thread before it
+/// signals, read by the waiting thread after.
+final class ErrorBox: @unchecked Sendable {
+    private var error: (any Error)?
+    func set(_ e: any Error) { error = e }
+    func get() -> (any Error)? { error }
 }
 
 /// `inferkit generate MODEL.gguf --prompt … | --chat …`
@@ -111,6 +135,11 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        let command = self
+        try ModelCLI.onDedicatedThread { try command.work() }
+    }
+
+    func work() throws {
         try ModelCLI.selectISA(isa)
         openblas_set_num_threads(Int32(threads))
         let (model, loadSeconds) = try ModelCLI.load(self.model)
@@ -216,6 +245,11 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
+        let command = self
+        try ModelCLI.onDedicatedThread { try command.work() }
+    }
+
+    func work() throws {
         guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("cannot read '\(file)' as UTF-8 text")
         }
@@ -300,9 +334,15 @@ struct BenchModelCommand: ParsableCommand {
     }
 
     func run() throws {
+        let command = self
+        try ModelCLI.onDedicatedThread { try command.work() }
+    }
+
+    func work() throws {
         try ModelCLI.selectISA(isa)
         openblas_set_num_threads(Int32(t))
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
+        let rssBeforeLoad = ModelCLI.currentRSS() ?? 0
         let (model, loadSeconds) = try ModelCLI.load(self.model)
         let peakAfterLoad = ModelCLI.peakRSS() ?? 0
         let c = model.configuration
@@ -390,7 +430,7 @@ struct BenchModelCommand: ParsableCommand {
         if json {
             var obj: [String: Any] = [
                 "model": model.displayName, "file_bytes": fileBytes, "threads": t, "isa": ISA.active.name, "cpu": cpu, "reps": r,
-                "load_s": loadSeconds, "peak_rss_after_load_bytes": peakAfterLoad, "results": rows,
+                "load_s": loadSeconds, "peak_rss_after_load_bytes": peakAfterLoad, "rss_before_load_bytes": rssBeforeLoad, "results": rows,
                 "projection_bytes": model.projectionBytes,
             ]
             if let firstToken { obj["first_token_since_process_start_s"] = firstToken }
@@ -409,16 +449,18 @@ struct BenchModelCommand: ParsableCommand {
         for row in rows {
             print(String(format: "| %@ | %.2f ± %.2f |", row["test"] as! String, row["t/s"] as! Double, row["sd"] as! Double))
         }
-        print(String(format: "load %.2f s; peak RSS after load %.1f MiB = %.2f× the file", loadSeconds, Double(peakAfterLoad) / 1_048_576,
-                     Double(peakAfterLoad) / Double(max(fileBytes, 1))))
+        print(String(format: "load %.2f s; peak RSS after load %.1f MiB = %.2f× the file (the process held %.1f MiB before loading; loading added at most %.2f× the file)",
+                     loadSeconds, Double(peakAfterLoad) / 1_048_576, Double(peakAfterLoad) / Double(max(fileBytes, 1)), Double(rssBeforeLoad) / 1_048_576,
+                     Double(peakAfterLoad - rssBeforeLoad) / Double(max(fileBytes, 1))))
         if let firstToken { print(String(format: "first token of a 32-token prompt %.3f s after process start", firstToken)) }
         if let bandwidth {
             print(String(format: "decode streams %.1f MiB of weights per token: %.1f GB/s at tg t/s, %.0f %% of the %.1f GB/s read probe (%d threads, 256 MiB)",
                          Double(model.projectionBytes) / 1_048_576, weightGBs, 100 * weightGBs / bandwidth, bandwidth, t))
             let total = profileRows.reduce(0) { $0 + $1.1 }
             print("decode step profile (µs per step, mean of \(n) steps):")
-            for (name, us) in profileRows { print(String(format: "  %-18@ %8.1f  %5.1f %%", name as NSString, us, 100 * us / max(total, 1e-9))) }
-            print(String(format: "  %-18@ %8.1f", "total" as NSString, total))
+            func pad(_ s: String) -> String { s.padding(toLength: 18, withPad: " ", startingAt: 0) }
+            for (name, us) in profileRows { print("  " + pad(name) + String(format: "%8.1f  %5.1f %%", us, 100 * us / max(total, 1e-9))) }
+            print("  " + pad("total") + String(format: "%8.1f", total))
         }
     }
 }
