@@ -293,7 +293,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelRuntimeTests",
-            dependencies: ["ModelRuntime", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS"],
+            dependencies: ["ModelRuntime", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
             exclude: ["Oracle"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
