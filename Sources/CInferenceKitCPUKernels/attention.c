@@ -483,6 +483,49 @@ static const ikc_ops ikc_ops_avx2 = {ikc_scores_avx2, ikc_softmax_avx2, ikc_accu
 
 // MARK: - Driver
 
+/// One chunk of `kc` keys (key j at kc_k + j·ks, absolute position first + j) for every row: scores, the
+/// online-softmax update of m, l and acc, then the chunk of V. `visible` NULL: every key is visible.
+static void ikc_chunk(const ikc_ops *ops, const float *q, const float *ck, const float *cv, int64_t ks, int64_t rows,
+                      int64_t d, int kc, int64_t first, const int64_t *visible, float alpha, float *m, float *l,
+                      float *acc) {
+    float s[IKC_ROWS * IKC_CHUNK] __attribute__((aligned(64)));
+    for (int64_t r0 = 0; r0 < rows; r0 += IKC_ROWS) {
+        const int R = rows - r0 < IKC_ROWS ? (int)(rows - r0) : IKC_ROWS;
+        int nv[IKC_ROWS];
+        int nmax = 0;
+        for (int r = 0; r < R; r++) {
+            int64_t n = visible ? visible[r0 + r] - first : kc;
+            n = n < 0 ? 0 : (n > kc ? kc : n);
+            nv[r] = (int)n;
+            nmax = nv[r] > nmax ? nv[r] : nmax;
+        }
+        if (nmax == 0) continue;
+        ops->scores(q + r0 * d, ck, R, d, ks, nmax, alpha, s);
+        for (int r = 0; r < R; r++) {
+            float *sr = s + r * IKC_CHUNK;
+            if (nv[r] == 0) {
+                memset(sr, 0, (size_t)nmax * sizeof(float));
+                continue;
+            }
+            const float m_old = m[r0 + r];
+            float m_new, sum;
+            ops->softmax(sr, nv[r], nmax, m_old, &m_new, &sum);
+            if (m_old == -INFINITY) {
+                l[r0 + r] = sum;
+            } else {
+                const float corr = exp2f(m_old - m_new);
+                l[r0 + r] = l[r0 + r] * corr + sum;
+                if (corr != 1.0f) {
+                    float *ar = acc + (r0 + r) * d;
+                    for (int64_t c = 0; c < d; c++) ar[c] *= corr;
+                }
+            }
+            m[r0 + r] = m_new;
+        }
+        ops->accumulate(s, cv, R, d, ks, nmax, acc + r0 * d);
+    }
+}
+
 static void ikc_partial(const ikc_ops *ops, const float *q, const float *k, const float *v, int64_t rows, int64_t d,
                         int64_t key_begin, int64_t key_end, const int64_t *visible, float scale, float *m, float *l,
                         float *acc) {
@@ -492,44 +535,9 @@ static void ikc_partial(const ikc_ops *ops, const float *q, const float *k, cons
         l[r] = 0;
     }
     if (rows > 0 && d > 0) memset(acc, 0, (size_t)(rows * d) * sizeof(float));
-    float s[IKC_ROWS * IKC_CHUNK] __attribute__((aligned(64)));
     for (int64_t j0 = key_begin; j0 < key_end; j0 += IKC_CHUNK) {
         const int kc = key_end - j0 < IKC_CHUNK ? (int)(key_end - j0) : IKC_CHUNK;
-        for (int64_t r0 = 0; r0 < rows; r0 += IKC_ROWS) {
-            const int R = rows - r0 < IKC_ROWS ? (int)(rows - r0) : IKC_ROWS;
-            int nv[IKC_ROWS];
-            int nmax = 0;
-            for (int r = 0; r < R; r++) {
-                int64_t n = visible ? visible[r0 + r] - j0 : kc;
-                n = n < 0 ? 0 : (n > kc ? kc : n);
-                nv[r] = (int)n;
-                nmax = nv[r] > nmax ? nv[r] : nmax;
-            }
-            if (nmax == 0) continue;
-            ops->scores(q + r0 * d, k + j0 * d, R, d, d, nmax, alpha, s);
-            for (int r = 0; r < R; r++) {
-                float *sr = s + r * IKC_CHUNK;
-                if (nv[r] == 0) {
-                    memset(sr, 0, (size_t)nmax * sizeof(float));
-                    continue;
-                }
-                const float m_old = m[r0 + r];
-                float m_new, sum;
-                ops->softmax(sr, nv[r], nmax, m_old, &m_new, &sum);
-                if (m_old == -INFINITY) {
-                    l[r0 + r] = sum;
-                } else {
-                    const float corr = exp2f(m_old - m_new);
-                    l[r0 + r] = l[r0 + r] * corr + sum;
-                    if (corr != 1.0f) {
-                        float *ar = acc + (r0 + r) * d;
-                        for (int64_t c = 0; c < d; c++) ar[c] *= corr;
-                    }
-                }
-                m[r0 + r] = m_new;
-            }
-            ops->accumulate(s, v + j0 * d, R, d, d, nmax, acc + r0 * d);
-        }
+        ikc_chunk(ops, q, k + j0 * d, v + j0 * d, d, rows, d, kc, j0, visible, alpha, m, l, acc);
     }
 }
 
@@ -589,50 +597,14 @@ static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t 
         most = visible[r] > most ? visible[r] : most;
     }
     if (rows > 0 && d > 0) memset(out, 0, (size_t)(rows * d) * sizeof(float));
-    float s[IKC_ROWS * IKC_CHUNK] __attribute__((aligned(64)));
     const int64_t blocks = (most + block_size - 1) / block_size;
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t base = ((int64_t)block_table[b] * block_size) * row_stride + head_offset;
-        const float *kb = k_cache + base, *vb = v_cache + base;
         const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
         for (int64_t j0 = 0; j0 < in_block; j0 += IKC_CHUNK) {
             const int kc = in_block - j0 < IKC_CHUNK ? (int)(in_block - j0) : IKC_CHUNK;
-            const int64_t first = b * block_size + j0;  // absolute position of the chunk's first key
-            for (int64_t r0 = 0; r0 < rows; r0 += IKC_ROWS) {
-                const int R = rows - r0 < IKC_ROWS ? (int)(rows - r0) : IKC_ROWS;
-                int nv[IKC_ROWS];
-                int nmax = 0;
-                for (int r = 0; r < R; r++) {
-                    int64_t n = visible[r0 + r] - first;
-                    n = n < 0 ? 0 : (n > kc ? kc : n);
-                    nv[r] = (int)n;
-                    nmax = nv[r] > nmax ? nv[r] : nmax;
-                }
-                if (nmax == 0) continue;
-                ops->scores(q + r0 * d, kb + j0 * row_stride, R, d, row_stride, nmax, alpha, s);
-                for (int r = 0; r < R; r++) {
-                    float *sr = s + r * IKC_CHUNK;
-                    if (nv[r] == 0) {
-                        memset(sr, 0, (size_t)nmax * sizeof(float));
-                        continue;
-                    }
-                    const float m_old = m[r0 + r];
-                    float m_new, sum;
-                    ops->softmax(sr, nv[r], nmax, m_old, &m_new, &sum);
-                    if (m_old == -INFINITY) {
-                        l[r0 + r] = sum;
-                    } else {
-                        const float corr = exp2f(m_old - m_new);
-                        l[r0 + r] = l[r0 + r] * corr + sum;
-                        if (corr != 1.0f) {
-                            float *ar = out + (r0 + r) * d;
-                            for (int64_t c = 0; c < d; c++) ar[c] *= corr;
-                        }
-                    }
-                    m[r0 + r] = m_new;
-                }
-                ops->accumulate(s, vb + j0 * row_stride, R, d, row_stride, nmax, out + r0 * d);
-            }
+            ikc_chunk(ops, q, k_cache + base + j0 * row_stride, v_cache + base + j0 * row_stride, row_stride, rows, d, kc,
+                      b * block_size + j0, visible, alpha, m, l, out);
         }
     }
     for (int64_t r = 0; r < rows; r++) {

@@ -177,37 +177,14 @@ public struct QuantizedLinear: LinearWeights {
 
     /// The kernel call on already quantized activations (`q` `[T, K]`, `d`/`s` `[T, K/32]`), writing `out` `[T, N]`.
     func run(q: [Int8], d: [Float], s: [Float], tokens: Int, out: UnsafeMutableBufferPointer<Float>, threads: Int, isa: ISA) throws {
-        let groups = (outputFeatures + 7) / 8
-        let chunks = max(1, min(threads, groups))
-        let n = outputFeatures
-        let storage = self.storage
-        let outBase = UnsafeSendablePointer(out.baseAddress!)
         q.withUnsafeBufferPointer { qp in
             d.withUnsafeBufferPointer { dp in
                 s.withUnsafeBufferPointer { sp in
-                    let qs = UnsafeSendablePointer(UnsafeMutablePointer(mutating: qp.baseAddress!))
-                    let ds = UnsafeSendablePointer(UnsafeMutablePointer(mutating: dp.baseAddress!))
-                    let ss = UnsafeSendablePointer(UnsafeMutablePointer(mutating: sp.baseAddress!))
-                    let isa = Int32(isa.rawValue)
-                    // The persistent pool first (no kernel wake-up between back-to-back products);
-                    // when another thread is using it, this call's own Dispatch threads.
-                    var descriptor = storage.descriptor
-                    if chunks > 1, ikq_matmul_pooled(isa, &descriptor, qs.pointer, ds.pointer, ss.pointer, Int64(tokens), outBase.pointer,
-                                                     Int64(n), Int32(clamping: chunks)) == 0 {
-                        return
-                    }
-                    let body: @Sendable (Int) -> Void = { i in
-                        var w = storage.descriptor
-                        // Split points are even so the AVX-512 path can pair groups in every chunk.
-                        let g0 = i == 0 ? 0 : (groups * i / chunks) & ~1
-                        let g1 = i == chunks - 1 ? groups : (groups * (i + 1) / chunks) & ~1
-                        ikq_matmul_isa(isa, &w, qs.pointer, ds.pointer, ss.pointer, Int64(tokens), outBase.pointer, Int64(n), Int64(g0), Int64(g1))
-                    }
-                    if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+                    multiply(q: qp.baseAddress!, d: dp.baseAddress!, s: sp.baseAddress!, tokens: tokens, out: out.baseAddress!,
+                             outStride: outputFeatures, threads: threads, isa: isa)
                 }
             }
         }
-        withExtendedLifetime(storage) {}
     }
 }
 
