@@ -23,16 +23,28 @@ enum TestModels {
     static var shouldRun: Bool { present || required }
 
     /// The loaded SmolLM2 model, shared by the tests of one process.
-    static func smol() throws -> LlamaModel {
+    static func smol() async throws -> LlamaModel {
         guard present else {
             Issue.record("\(smolLM2) is not at \(smolLM2Path); \(fetchHint)")
             throw ModelRuntimeError(.io, "missing test model; \(fetchHint)")
         }
-        return try Shared.model.get()
+        return try await offCooperativePool { try Shared.model.get() }  // the first call loads it (seconds in debug)
     }
 
     private enum Shared {
         static let model: Result<LlamaModel, ModelRuntimeError> = Result { () throws(ModelRuntimeError) in try LlamaModel(contentsOf: smolLM2Path) }
+    }
+}
+
+/// Runs `body` on a thread of its own and waits for it without blocking a cooperative-pool thread:
+/// a model test computes for seconds, and on a 2-core machine two such tests would otherwise hold
+/// every thread the concurrent (gateway, scheduler) tests of the same run need. Expectations are
+/// checked by the caller on the values returned (the thread has no test context).
+func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 }
 

@@ -34,8 +34,8 @@ struct OracleFixture: Decodable {
 @Suite("SmolLM2-135M-Instruct Q4_1 (the real model)", .enabled(if: TestModels.shouldRun, "\(TestModels.smolLM2) is absent; \(TestModels.fetchHint)"), .serialized)
 struct RealModelTests {
     @Test("configuration and tensors as the file describes them")
-    func configuration() throws {
-        let model = try TestModels.smol()
+    func configuration() async throws {
+        let model = try await TestModels.smol()
         let c = model.configuration
         #expect(c.layerCount == 30 && c.hiddenSize == 576 && c.intermediateSize == 1536)
         #expect(c.headCount == 9 && c.kvHeadCount == 3 && c.headDimension == 64)
@@ -47,9 +47,20 @@ struct RealModelTests {
     /// Logits of every prompt position against the numpy oracle: top-1 agreement, mean KL over the
     /// oracle's top 64 (renormalised with the tail as one bucket), and the greedy continuation.
     @Test("logits agree with the independent numpy oracle")
-    func oracle() throws {
-        let model = try TestModels.smol()
+    func oracle() async throws {
+        let model = try await TestModels.smol()
         let fixture = try OracleFixture.load()
+        let (positions, top1, meanKL, klMax, greedyAgree, greedyTotal) = try await offCooperativePool { try Self.oracleRun(model, fixture) }
+        let agreement = Double(top1) / Double(positions)
+        // The fast path quantizes activations to 8 bits (as llama.cpp's Q4_1 × Q8_1 dot products do);
+        // the oracle multiplies exact float64 activations. Bounds: mean KL ≤ 0.01 nats, top-1 ≥ 90 %.
+        #expect(meanKL <= 0.01, "mean KL \(meanKL) (max \(klMax)) over \(positions) positions")
+        #expect(agreement >= 0.9, "top-1 agreement \(top1)/\(positions)")
+        #expect(Double(greedyAgree) >= 0.85 * Double(greedyTotal), "greedy agreement \(greedyAgree)/\(greedyTotal)")
+        print("oracle: \(positions) positions, top-1 \(top1)/\(positions), mean KL \(meanKL), max KL \(klMax), greedy \(greedyAgree)/\(greedyTotal)")
+    }
+
+    static func oracleRun(_ model: LlamaModel, _ fixture: OracleFixture) throws -> (Int, Int, Double, Double, Int, Int) {
         let forward = CPUForwardPass(model: model, threads: 2)
         var top1 = 0, positions = 0
         var klSum = 0.0, klMax = 0.0
@@ -90,14 +101,7 @@ struct RealModelTests {
                 position += 1
             }
         }
-        let meanKL = klSum / Double(positions)
-        let agreement = Double(top1) / Double(positions)
-        // The fast path quantizes activations to 8 bits (as llama.cpp's Q4_1 × Q8_1 dot products do);
-        // the oracle multiplies exact float64 activations. Bounds: mean KL ≤ 0.01 nats, top-1 ≥ 90 %.
-        #expect(meanKL <= 0.01, "mean KL \(meanKL) (max \(klMax)) over \(positions) positions")
-        #expect(agreement >= 0.9, "top-1 agreement \(top1)/\(positions)")
-        #expect(Double(greedyAgree) >= 0.85 * Double(greedyTotal), "greedy agreement \(greedyAgree)/\(greedyTotal)")
-        print("oracle: \(positions) positions, top-1 \(top1)/\(positions), mean KL \(meanKL), max KL \(klMax), greedy \(greedyAgree)/\(greedyTotal)")
+        return (positions, top1, klSum / Double(positions), klMax, greedyAgree, greedyTotal)
     }
 
     static func logSumExp(_ x: [Float]) -> Double {
@@ -106,8 +110,16 @@ struct RealModelTests {
     }
 
     @Test("fast path vs the backend path (BLAS, dequantized weights) on the real model")
-    func fastVersusBackend() throws {
-        let model = try TestModels.smol()
+    func fastVersusBackend() async throws {
+        let model = try await TestModels.smol()
+        let (kl, agree, count) = try await offCooperativePool { try Self.fastVersusBackendRun(model) }
+        // Activation quantization moves near-ties (a real model's top two are often within 0.1 logit).
+        #expect(kl / Double(count) <= 0.01, "mean KL \(kl / Double(count))")
+        #expect(Double(agree) >= 0.75 * Double(count), "top-1 \(agree)/\(count)")
+        print("fast vs BLAS backend: mean KL \(kl / Double(count)), top-1 \(agree)/\(count)")
+    }
+
+    static func fastVersusBackendRun(_ model: LlamaModel) throws -> (Double, Int, Int) {
         let fast = CPUForwardPass(model: model, threads: 2)
         let ref = try BackendForwardPass(model: model, backend: BLASBackend())
         var cacheA = try KVCache(configuration: model.configuration, blockCount: 4, blockSize: 16)
@@ -124,38 +136,39 @@ struct RealModelTests {
             if LogitCheck.argmax(logits.row(r)) == LogitCheck.argmax(expected[r]) { agree += 1 }
             kl += LogitCheck.kl(expected[r], logits.row(r))
         }
-        // Activation quantization moves near-ties (a real model's top two are often within 0.1 logit).
-        #expect(kl / Double(ids.count) <= 0.01, "mean KL \(kl / Double(ids.count))")
-        #expect(Double(agree) >= 0.75 * Double(ids.count), "top-1 \(agree)/\(ids.count)")
-        print("fast vs BLAS backend: mean KL \(kl / Double(ids.count)), top-1 \(agree)/\(ids.count)")
+        return (kl, agree, ids.count)
     }
 
     @Test("a chat prompt gets a coherent answer (greedy)")
-    func chat() throws {
-        let model = try TestModels.smol()
-        let generator = try TextGenerator(model: model, threads: 2, contextLimit: 256)
-        let prompt = try generator.chatPrompt([ChatMessage(role: "user", content: "What is the capital of France? Answer in one sentence.")])
-        let result = try generator.generate(promptTokens: prompt, parameters: GenerationParameters(sampling: .greedy, maxTokens: 24))
+    func chat() async throws {
+        let model = try await TestModels.smol()
+        let result = try await offCooperativePool {
+            let generator = try TextGenerator(model: model, threads: 2, contextLimit: 256)
+            let prompt = try generator.chatPrompt([ChatMessage(role: "user", content: "What is the capital of France? Answer in one sentence.")])
+            return try generator.generate(promptTokens: prompt, parameters: GenerationParameters(sampling: .greedy, maxTokens: 24))
+        }
         #expect(result.text.contains("Paris"), "answer: \(result.text)")
         #expect(result.finishReason == .stop, "the answer should end with <|im_end|>: \(result.text)")
     }
 
     @Test("same seed, same text; another seed, other text")
-    func seeds() throws {
-        let model = try TestModels.smol()
-        let generator = try TextGenerator(model: model, threads: 2, contextLimit: 128)
-        func run(_ seed: UInt64) throws -> [Int] {
-            try generator.generate(prompt: "Once upon a time", parameters: GenerationParameters(
-                sampling: SamplingParameters(temperature: 1.0, topP: 0.95, seed: seed), maxTokens: 20, ignoreEOS: true)).tokens
+    func seeds() async throws {
+        let model = try await TestModels.smol()
+        let (a, b, c) = try await offCooperativePool {
+            let generator = try TextGenerator(model: model, threads: 2, contextLimit: 128)
+            func run(_ seed: UInt64) throws -> [Int] {
+                try generator.generate(prompt: "Once upon a time", parameters: GenerationParameters(
+                    sampling: SamplingParameters(temperature: 1.0, topP: 0.95, seed: seed), maxTokens: 20, ignoreEOS: true)).tokens
+            }
+            return (try run(7), try run(7), try run(8))
         }
-        let a = try run(7), b = try run(7), c = try run(8)
         #expect(a == b)
         #expect(a != c)
     }
 
     @Test("bad prompts are typed errors")
-    func badPrompts() throws {
-        let model = try TestModels.smol()
+    func badPrompts() async throws {
+        let model = try await TestModels.smol()
         let generator = try TextGenerator(model: model, threads: 1, contextLimit: 32)
         let p = GenerationParameters(sampling: .greedy, maxTokens: 4)
         #expect(throws: ModelRuntimeError.self) { try generator.generate(promptTokens: [], parameters: p) }
