@@ -286,7 +286,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenizationTests",
-            dependencies: ["Tokenization", "Quantization"],
+            dependencies: ["Tokenization", "Quantization", "ModelRuntime"],
             exclude: ["Vectors"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

@@ -79,11 +79,11 @@ public final class BackendForwardPass<Backend: ComputeBackend> {
                 // [T, H·D] → [1, H, T, D] for RoPE and attention.
                 q = try b.rope(Self.headsFirst(q, heads: c.headCount, d: d), positions: positions, theta: c.ropeTheta, style: .interleaved)
                 k = try b.rope(Self.headsFirst(k, heads: c.kvHeadCount, d: d), positions: positions, theta: c.ropeTheta, style: .interleaved)
-                try cache.layers[l].write(key: try Self.tokensFirst(k).reshaped([t, c.kvHeadCount, d]),
+                try cache.layers[l].write(key: Self.tokensFirst(k).reshaped([t, c.kvHeadCount, d]),
                                           value: try v.reshaped([t, c.kvHeadCount, d]), at: slots)
                 let (kc, vc) = try cache.layers[l].gather(blockTable: table, length: length)
                 let a = try b.attention(query: q, key: kc, value: vc, causal: true, scale: 1 / Float(d).squareRoot())
-                let o = try b.matmul(try Self.tokensFirst(a), try weight(p + "attn_output.weight"), transposeA: false, transposeB: true)
+                let o = try b.matmul(Self.tokensFirst(a), try weight(p + "attn_output.weight"), transposeA: false, transposeB: true)
                 x = try b.add(x, o)
                 let fn = try b.rmsNorm(x, weight: try weight(p + "ffn_norm.weight"), epsilon: c.rmsNormEpsilon)
                 let g = try b.matmul(fn, try weight(p + "ffn_gate.weight"), transposeA: false, transposeB: true)
@@ -110,7 +110,7 @@ public final class BackendForwardPass<Backend: ComputeBackend> {
     }
 
     /// `[T, H·D]` → `[1, H, T, D]`.
-    static func headsFirst(_ x: Tensor, heads: Int, d: Int) throws -> Tensor {
+    static func headsFirst(_ x: Tensor, heads: Int, d: Int) -> Tensor {
         let t = x.shape[0]
         return Tensor(shape: [1, heads, t, d]) { out in
             for i in 0..<t { for hh in 0..<heads { for j in 0..<d { out[(hh * t + i) * d + j] = x.scalars[i * heads * d + hh * d + j] } } }
@@ -118,7 +118,7 @@ public final class BackendForwardPass<Backend: ComputeBackend> {
     }
 
     /// `[1, H, T, D]` → `[T, H·D]`.
-    static func tokensFirst(_ x: Tensor) throws -> Tensor {
+    static func tokensFirst(_ x: Tensor) -> Tensor {
         let heads = x.shape[1], t = x.shape[2], d = x.shape[3]
         return Tensor(shape: [t, heads * d]) { out in
             for i in 0..<t { for hh in 0..<heads { for j in 0..<d { out[i * heads * d + hh * d + j] = x.scalars[(hh * t + i) * d + j] } } }

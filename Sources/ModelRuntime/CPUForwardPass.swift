@@ -51,7 +51,6 @@ public struct ForwardProfile: Sendable, Hashable {
     public var nanoseconds: [Phase: UInt64] = [:]
     public var steps = 0
     public init() {}
-    public var total: UInt64 { nanoseconds.values.reduce(0, +) }
 }
 
 /// The fast CPU forward pass of a ``LlamaModel`` over a flat ``ForwardBatch``.

@@ -74,12 +74,14 @@ public struct ForwardBatch: Sendable {
     public mutating func append(tokens new: some Collection<Int>, startPosition: Int, blockTable: some Collection<Int>, logits: LogitRows = .last) {
         let s = Sequence(tokenStart: tokens.count, tokenCount: new.count, blockTableStart: blockTables.count, blockCount: blockTable.count, logits: logits)
         var p = startPosition
+        // Clamped, not wrapped: an id, position or block past Int32 stays out of range, so validation
+        // refuses it instead of running a different, in-range value.
         for t in new {
-            tokens.append(Int32(truncatingIfNeeded: t))
-            positions.append(Int32(truncatingIfNeeded: p))
+            tokens.append(Int32(clamping: t))
+            positions.append(Int32(clamping: p))
             p += 1
         }
-        for b in blockTable { blockTables.append(Int32(truncatingIfNeeded: b)) }
+        for b in blockTable { blockTables.append(Int32(clamping: b)) }
         sequences.append(s)
     }
 

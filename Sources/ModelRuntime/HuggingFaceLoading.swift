@@ -27,9 +27,6 @@ extension LlamaModel {
             throw ModelRuntimeError(.unsupportedArchitecture,
                 "\(config.source): projection biases (attention_bias / mlp_bias, as Qwen2 has) are not implemented; this runtime runs bias-free Llama layouts")
         }
-        guard config.headDim % 2 == 0 else {
-            throw ModelRuntimeError(.invalidConfiguration, "\(config.source): head_dim \(config.headDim) must be even for RoPE")
-        }
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         try config.checkTensors(in: checkpoint)
         guard tokenizer.tokens.count == config.vocabSize else {

@@ -59,7 +59,7 @@ public final class LlamaModel: Sendable {
         self.tokenizer = tokenizer
         self.file = file
         self.path = path
-        if case let .string(t)? = file.metadata["tokenizer.chat_template"] { chatTemplateSource = t } else { chatTemplateSource = nil }
+        chatTemplateSource = file.metadata["tokenizer.chat_template"]?.stringValue
     }
 
     /// Bytes of projection weights one forward step streams (the decode step's memory traffic, less
@@ -68,15 +68,8 @@ public final class LlamaModel: Sendable {
 
     /// A short name for reports: the file's `general.name` or its file name.
     public var displayName: String {
-        if case let .string(n)? = file.metadata["general.name"], !n.isEmpty { return n }
+        if let n = file.metadata["general.name"]?.stringValue, !n.isEmpty { return n }
         return (path as NSString).lastPathComponent
-    }
-
-    /// The storage types of the projection weights (e.g. `["Q4_1": 210, "Q8_0": 1]`).
-    public var tensorTypeCounts: [String: Int] {
-        var counts: [String: Int] = [:]
-        for t in file.tensors { counts[t.typeName, default: 0] += 1 }
-        return counts
     }
 }
 
@@ -97,8 +90,8 @@ extension TokenizerConfiguration {
     /// special token ids, add-BOS/EOS flags).
     public init(gguf file: GGUFFile) throws(ModelRuntimeError) {
         let m = file.metadata
-        func string(_ k: String) -> String? { if case let .string(s)? = m[k] { s } else { nil } }
-        func int(_ k: String) -> Int? { m[k]?.integerValue }
+        func string(_ k: String) -> String? { m[k]?.stringValue }
+        func int(_ k: String) -> Int? { m[k]?.intValue }
         func bool(_ k: String) -> Bool? { if case let .bool(b)? = m[k] { b } else { nil } }
         func array(_ k: String) -> [GGUFValue] { if case let .array(_, v)? = m[k] { v } else { [] } }
         guard let modelName = string("tokenizer.ggml.model") else {
@@ -114,7 +107,7 @@ extension TokenizerConfiguration {
             tokens.append(s)
         }
         guard !tokens.isEmpty else { throw ModelRuntimeError(.invalidConfiguration, "tokenizer.ggml.tokens is missing or empty") }
-        let types = array("tokenizer.ggml.token_type").map { Int32(truncatingIfNeeded: $0.integerValue ?? 1) }
+        let types = array("tokenizer.ggml.token_type").map { Int32(truncatingIfNeeded: $0.intValue ?? 1) }
         var merges: [String] = []
         for v in array("tokenizer.ggml.merges") { if case let .string(s) = v { merges.append(s) } }
         let scores: [Float] = array("tokenizer.ggml.scores").map { if case let .float32(f) = $0 { f } else { 0 } }

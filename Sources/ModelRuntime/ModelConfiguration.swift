@@ -114,7 +114,7 @@ extension ModelConfiguration {
                 if required { throw ModelRuntimeError(.invalidConfiguration, "metadata key '\(arch).\(key)' is missing") }
                 return nil
             }
-            guard let i = v.integerValue, i >= 0, i <= Int(Int32.max) else {
+            guard let i = v.intValue, i >= 0, i <= Int(Int32.max) else {
                 throw ModelRuntimeError(.invalidConfiguration, "metadata key '\(arch).\(key)' is \(v) (\(v.type)); expected a non-negative integer")
             }
             return i
@@ -125,7 +125,7 @@ extension ModelConfiguration {
             case let .float32(f): return f
             case let .float64(d): return Float(d)
             default:
-                if let i = v.integerValue { return Float(i) }
+                if let i = v.intValue { return Float(i) }
                 throw ModelRuntimeError(.invalidConfiguration, "metadata key '\(arch).\(key)' is \(v) (\(v.type)); expected a number")
             }
         }
@@ -150,23 +150,6 @@ extension ModelConfiguration {
             tiedEmbeddings: !file.tensors.contains { $0.name == "output.weight" })
         if let s = meta["\(arch).rope.scaling.type"], case let .string(kind) = s, kind != "none" {
             throw ModelRuntimeError(.invalidConfiguration, "RoPE scaling '\(kind)' is not implemented; this runtime runs unscaled RoPE only")
-        }
-    }
-}
-
-extension GGUFValue {
-    /// The value as an `Int` when it is any integer type that fits.
-    var integerValue: Int? {
-        switch self {
-        case let .uint8(v): Int(v)
-        case let .int8(v): Int(v)
-        case let .uint16(v): Int(v)
-        case let .int16(v): Int(v)
-        case let .uint32(v): Int(v)
-        case let .int32(v): Int(v)
-        case let .uint64(v): Int(exactly: v)
-        case let .int64(v): Int(v)
-        default: nil
         }
     }
 }

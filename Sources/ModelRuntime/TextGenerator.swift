@@ -196,7 +196,8 @@ public final class TextGenerator {
         let tk = model.tokenizer
         var endTokens = parameters.stopTokenIDs
         if !parameters.ignoreEOS {
-            for id in 0..<min(c.vocabularySize, tk.vocabularySize) where tk.isEndOfGeneration(id) { endTokens.insert(id) }
+            endTokens.formUnion(tk.configuration.endOfTurnTokenIDs)
+            if let eos = tk.configuration.eosTokenID { endTokens.insert(eos) }
         }
         var firstTokenAt: UInt64 = 0
         var position = prompt.count

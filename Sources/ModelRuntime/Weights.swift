@@ -26,20 +26,6 @@ enum Projection: Sendable {
     case quantized(QuantizedLinear)
     case dense(DenseMatrix)
 
-    var outputs: Int {
-        switch self {
-        case let .quantized(q): q.outputFeatures
-        case let .dense(d): d.rows
-        }
-    }
-
-    var inputs: Int {
-        switch self {
-        case let .quantized(q): q.inputFeatures
-        case let .dense(d): d.columns
-        }
-    }
-
     /// Bytes of weights one product streams.
     var weightBytes: Int {
         switch self {
@@ -62,7 +48,6 @@ struct ProjectionGroup: Sendable {
 
     var weightBytes: Int { parts.reduce(0) { $0 + $1.projection.weightBytes } }
     var needsQuantizedInput: Bool { parts.contains { $0.projection.isQuantized } }
-    var needsDenseInput: Bool { parts.contains { !$0.projection.isQuantized } }
 }
 
 /// The weights of one decoder layer.

@@ -69,7 +69,7 @@ public struct QuantizedLinear: LinearWeights {
         format = matrix.format
         outputFeatures = matrix.rows
         inputFeatures = matrix.columns
-        storage = PackedStorage(matrix)
+        storage = PackedStorage.pack(matrix)
     }
 
     /// Repacks a block-format matrix (`Q8_0`, `Q4_0`, `Q4_1`) read straight from stored bytes — for
@@ -99,7 +99,9 @@ public struct QuantizedLinear: LinearWeights {
         self.format = format
         outputFeatures = starts.count
         inputFeatures = columns
-        storage = starts.withUnsafeBufferPointer { PackedStorage(format: format, columns: columns, rows: $0, rowsPacked: rowsPacked) }
+        storage = starts.withUnsafeBufferPointer {
+            PackedStorage(format: format, rows: $0.count, columns: columns, bytes: UnsafeBufferPointer(start: nil, count: 0), rowStarts: $0, rowsPacked: rowsPacked)
+        }
     }
 
     /// `out[t·outStride + n] = Σ_k W[n, k]·x[t, k]` from activations already quantized by
@@ -235,8 +237,25 @@ final class PackedStorage: @unchecked Sendable {
     let zeros: UnsafeMutableBufferPointer<UInt8>?
     let descriptor: ikq_packed_matrix
 
-    init(_ m: QuantizedMatrix) {
-        let rows = m.rows, k = m.columns, nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
+    /// Packs `m`. Block formats go through the row-pointer form below (rows are runs of blocks).
+    static func pack(_ m: QuantizedMatrix) -> PackedStorage {
+        m.bytes.withUnsafeBufferPointer { src in
+            guard m.format.isBlockFormat else { return PackedStorage(format: m.format, rows: m.rows, columns: m.columns, bytes: src, rowStarts: nil) }
+            let rowBytes = m.format.byteCount(rows: 1, columns: m.columns)
+            let starts = (0..<m.rows).map { src.baseAddress! + $0 * rowBytes }
+            return starts.withUnsafeBufferPointer { PackedStorage(format: m.format, rows: m.rows, columns: m.columns, bytes: src, rowStarts: $0) }
+        }
+    }
+
+    /// The packer of every format. `bytes` holds an INT8/INT4 matrix in its own layout; block formats
+    /// (`Q8_0`, `Q4_0`, `Q4_1`) are read row by row from `rowStarts` (each row `columns/32` blocks),
+    /// so they can come straight from a memory-mapped file or from several tensors stacked row-wise.
+    /// `rowsPacked` is called every 512 rows with the rows packed so far.
+    init(format: QuantizationFormat, rows: Int, columns k: Int, bytes src: UnsafeBufferPointer<UInt8>,
+         rowStarts: UnsafeBufferPointer<UnsafePointer<UInt8>>?, rowsPacked: ((Int) -> Void)? = nil) {
+        precondition(!format.isBlockFormat || rowStarts?.count == rows, "block formats are packed from one pointer per row")
+        let m = (format: format, rows: rows, columns: k)
+        let nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
         let code8 = m.format.codeBits == 8
         let blockBytes = code8 ? 256 : 128
         codes = .allocate(byteCount: max(pairs * nb * 2 * blockBytes, 1), alignment: 64)
@@ -265,15 +284,17 @@ final class PackedStorage: @unchecked Sendable {
         func side(_ g: Int, _ n: Int, _ i: Int) -> Int { ((g / 2) * n + i) * 16 + (g % 2) * 8 }
         let cp = codes.bindMemory(to: UInt8.self)
 
-        m.bytes.withUnsafeBufferPointer { src in
+        do {
             var codes32 = [UInt8](repeating: 0, count: 32)  // one block's codes in k order
             for r in 0..<rows {
+                if r % 512 == 0, r > 0 { rowsPacked?(r) }
                 let g = r / 8, rr = r % 8
+                let row = rowStarts?[r]
                 for b in 0..<nb {
                     // Gather the block's codes (k order) and its scale/min/zero from the format's layout.
                     switch m.format {
                     case .q8_0:
-                        let o = (r * nb + b) * 34
+                        let src = row!, o = b * 34
                         for j in 0..<32 { codes32[j] = src[o + 2 + j] ^ 0x80 }
                         sc![side(g, nsc, b) + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
                     case .int8PerChannel:
@@ -282,7 +303,7 @@ final class PackedStorage: @unchecked Sendable {
                         if b == 0 { rsc![g * 8 + rr] = IntegerFormats.readF32(src, r * 4) }
                     case .q4_0, .q4_1:
                         let bytesPer = m.format == .q4_0 ? 18 : 20
-                        let o = (r * nb + b) * bytesPer
+                        let src = row!, o = b * bytesPer
                         let qo = o + bytesPer - 16
                         for j in 0..<16 { codes32[j] = src[qo + j] & 0x0F; codes32[j + 16] = src[qo + j] >> 4 }
                         sc![side(g, nsc, b) + rr] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
@@ -317,59 +338,6 @@ final class PackedStorage: @unchecked Sendable {
             codes: UnsafePointer(cp.baseAddress), scales: sc.map { UnsafePointer($0.baseAddress!) },
             row_scales: rsc.map { UnsafePointer($0.baseAddress!) }, mins: mn.map { UnsafePointer($0.baseAddress!) },
             zeros: zr.map { UnsafePointer($0.baseAddress!) })
-    }
-
-    /// Block formats from one pointer per row (`Q8_0`, `Q4_0`, `Q4_1`, rows of `columns/32` blocks each).
-    init(format: QuantizationFormat, columns k: Int, rows rowStarts: UnsafeBufferPointer<UnsafePointer<UInt8>>, rowsPacked: ((Int) -> Void)? = nil) {
-        precondition(format.isBlockFormat)
-        let rows = rowStarts.count, nb = k / 32, groups = (rows + 7) / 8, pairs = (groups + 1) / 2
-        let code8 = format == .q8_0
-        let blockBytes = code8 ? 256 : 128
-        codes = .allocate(byteCount: max(pairs * nb * 2 * blockBytes, 1), alignment: 64)
-        codes.initializeMemory(as: UInt8.self, repeating: code8 ? 0x80 : 0)
-        func alloc<T>(_ n: Int, _: T.Type) -> UnsafeMutableBufferPointer<T> {
-            let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(n, 1))
-            UnsafeMutableRawBufferPointer(p).initializeMemory(as: UInt8.self, repeating: 0)
-            return p
-        }
-        let sc = alloc(pairs * nb * 16, UInt16.self)
-        let mn = format == .q4_1 ? alloc(pairs * nb * 16, UInt16.self) : nil
-        let cp = codes.bindMemory(to: UInt8.self)
-        let bytesPer = code8 ? 34 : format == .q4_0 ? 18 : 20
-        for r in 0..<rows {
-            if r % 512 == 0, r > 0 { rowsPacked?(r) }
-            let g = r / 8, rr = r % 8
-            let src = rowStarts[r]
-            for b in 0..<nb {
-                let o = b * bytesPer
-                let side = ((g / 2) * nb + b) * 16 + (g % 2) * 8 + rr
-                sc[side] = UInt16(src[o]) | UInt16(src[o + 1]) << 8
-                let base = ((g / 2) * nb + b) * 2 * blockBytes + (g % 2) * 32 + rr * 4
-                if code8 {
-                    // chunk j holds k = 4j + t at byte rr·4 + t, stored as offset binary
-                    for j in 0..<8 {
-                        for t in 0..<4 { cp[base + j * 64 + t] = src[o + 2 + 4 * j + t] ^ 0x80 }
-                    }
-                } else {
-                    if let mn { mn[side] = UInt16(src[o + 2]) | UInt16(src[o + 3]) << 8 }
-                    let qo = o + bytesPer - 16
-                    // stored: byte i holds k = i (low nibble) and k = i + 16 (high nibble)
-                    @inline(__always) func code(_ kk: Int) -> UInt8 { kk < 16 ? src[qo + kk] & 0x0F : src[qo + kk - 16] >> 4 }
-                    for j in 0..<4 {
-                        for t in 0..<4 { cp[base + j * 64 + t] = code(8 * j + t) | code(8 * j + 4 + t) << 4 }
-                    }
-                }
-            }
-        }
-        scales = sc
-        rowScales = nil
-        mins = mn
-        zeros = nil
-        descriptor = ikq_packed_matrix(
-            rows: Int64(rows), cols: Int64(k), code_bits: code8 ? 8 : 4,
-            weight_kind: Int32(code8 ? IKQ_WEIGHT_SIGNED8 : format == .q4_0 ? IKQ_WEIGHT_OFFSET8 : IKQ_WEIGHT_MIN), scale_shift: 0, reserved: 0,
-            codes: UnsafePointer(cp.baseAddress), scales: UnsafePointer(sc.baseAddress!), row_scales: nil,
-            mins: mn.map { UnsafePointer($0.baseAddress!) }, zeros: nil)
     }
 
     private init(copying o: PackedStorage) {

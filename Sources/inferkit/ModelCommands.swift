@@ -77,13 +77,6 @@ enum ModelCLI {
     static func json(_ object: Any) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
-
-    static func selectISA(_ name: String?) throws {
-        guard let name else { return }
-        guard let wanted = ISA.allCases.first(where: { $0.name == name }) else { throw ValidationError("--isa \(name): choose avx512-vnni, avx2 or scalar") }
-        let got = ISA.select(wanted)
-        if got != wanted { note("note: \(name) is not supported here; using \(got.name)") }
-    }
 }
 
 /// The error a dedicated thread ended with. `@unchecked Sendable`: written by that thread before it
@@ -132,6 +125,7 @@ struct GenerateCommand: ParsableCommand {
         guard (prompt == nil) != (chat == nil) else { throw ValidationError("give exactly one of --prompt or --chat") }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads \(threads): use 1 … 1024") }
         guard context >= 2 else { throw ValidationError("--context \(context): use at least 2") }
+        if logprobs != nil, !json { throw ValidationError("--logprobs is reported in the --json output; add --json") }
     }
 
     func run() throws {
@@ -140,7 +134,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func work() throws {
-        try ModelCLI.selectISA(isa)
+        try QuantCLI.selectISA(isa)
         openblas_set_num_threads(Int32(threads))
         let (model, loadSeconds) = try ModelCLI.load(self.model)
         let generator: TextGenerator
@@ -339,7 +333,7 @@ struct BenchModelCommand: ParsableCommand {
     }
 
     func work() throws {
-        try ModelCLI.selectISA(isa)
+        try QuantCLI.selectISA(isa)
         openblas_set_num_threads(Int32(t))
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
         let rssBeforeLoad = ModelCLI.currentRSS() ?? 0
@@ -366,6 +360,14 @@ struct BenchModelCommand: ParsableCommand {
             batch.removeAll()
             batch.append(tokens: ids, startPosition: position, blockTable: table.prefix((position + ids.count + blockSize - 1) / blockSize))
             do { try forward.run(batch, cache: &cache, logits: &logits) } catch { throw ValidationError("\(error)") }
+        }
+        /// n single-token steps from an empty cache, each feeding a random token (llama-bench's tg).
+        func generateRun(_ n: Int) throws {
+            var token = randomTokens(1)
+            for i in 0..<n {
+                try step(token, at: i)
+                token = [Int(rng.next() % UInt64(c.vocabularySize))]
+            }
         }
         // Time to the first token of a 32-token prompt, counted from process start (this process is cold).
         try step(randomTokens(32), at: 0)
@@ -394,12 +396,8 @@ struct BenchModelCommand: ParsableCommand {
         if n > 0 {
             var rates: [Double] = []
             for rep in 0...r {
-                var token = randomTokens(1)
                 let t0 = now()
-                for i in 0..<n {
-                    try step(token, at: i)
-                    token = [Int(rng.next() % UInt64(c.vocabularySize))]
-                }
+                try generateRun(n)
                 let s = Double(now() - t0) / 1e9
                 if rep > 0 { rates.append(Double(n) / s) }
             }
@@ -412,11 +410,7 @@ struct BenchModelCommand: ParsableCommand {
         if details && n > 0 {
             forward.profiling = true
             forward.resetProfile()
-            var token = randomTokens(1)
-            for i in 0..<n {
-                try step(token, at: i)
-                token = [Int(rng.next() % UInt64(c.vocabularySize))]
-            }
+            try generateRun(n)
             forward.profiling = false
             let prof = forward.profile
             for phase in ForwardProfile.Phase.allCases {

@@ -10,6 +10,14 @@ import TensorCore
 // MARK: - Shared output helpers
 
 enum QuantCLI {
+    /// `--isa NAME`: selects a kernel path for the process (noting on stderr when the CPU lacks it).
+    static func selectISA(_ name: String?) throws {
+        guard let name else { return }
+        guard let wanted = ISA.allCases.first(where: { $0.name == name }) else { throw ValidationError("--isa \(name): choose avx512-vnni, avx2 or scalar") }
+        let got = ISA.select(wanted)
+        if got != wanted { FileHandle.standardError.write(Data("note: \(name) is not supported here; using \(got.name)\n".utf8)) }
+    }
+
     static func printJSON(_ object: Any) throws {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
@@ -207,13 +215,7 @@ struct BenchQuant: ParsableCommand {
     }
 
     func run() throws {
-        if let isa {
-            guard let wanted = ISA.allCases.first(where: { $0.name == isa }) else {
-                throw ValidationError("--isa \(isa): choose avx512-vnni, avx2 or scalar")
-            }
-            let got = ISA.select(wanted)
-            if got != wanted { FileHandle.standardError.write(Data("note: \(isa) is not supported here; using \(got.name)\n".utf8)) }
-        }
+        try QuantCLI.selectISA(isa)
         let fmts = try formats.split(separator: ",").map { name in try QuantCLI.wrap { try QuantizationFormat(parsing: String(name)) } }
         openblas_set_num_threads(Int32(threads))
         let footprint = (quick ? min(footprintMb, 64) : footprintMb) << 20

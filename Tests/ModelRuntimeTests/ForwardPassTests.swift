@@ -166,6 +166,13 @@ struct ForwardPassTests {
         b = ForwardBatch()
         b.append(tokens: [5, -1], startPosition: 0, blockTable: [0])
         expectCode(.invalidBatch, b, "negative id")
+        // Past Int32: must stay out of range (a wrapped 2³² + 5 would silently run token 5).
+        b = ForwardBatch()
+        b.append(tokens: [5, (1 << 32) + 5], startPosition: 0, blockTable: [0])
+        expectCode(.invalidBatch, b, "id past Int32")
+        b = ForwardBatch()
+        b.append(tokens: [5], startPosition: 0, blockTable: [(1 << 32) + 1])
+        expectCode(.invalidBatch, b, "block id past Int32")
         b = ForwardBatch()
         b.append(tokens: Array(repeating: 5, count: 9), startPosition: 0, blockTable: [0, 1])
         expectCode(.invalidBatch, b, "more positions than the blocks hold")

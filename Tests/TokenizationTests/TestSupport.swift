@@ -1,5 +1,6 @@
 import Foundation
 import Quantization
+import ModelRuntime
 import Testing
 import Tokenization
 
@@ -43,42 +44,10 @@ enum SmolLM2 {
         return Result { try Tokenizer(try configuration(fromGGUFAt: path)) }
     }()
 
-    /// A small stand-in for the production adapter (ModelRuntime): GGUF `tokenizer.ggml.*` → configuration.
+    /// The production adapter (ModelRuntime's `TokenizerConfiguration(gguf:)`), so these tests check
+    /// the tokenizer a model actually gets.
     static func configuration(fromGGUFAt path: String) throws -> TokenizerConfiguration {
-        let metadata = try GGUFFile(contentsOf: path).metadata
-        func strings(_ key: String) -> [String] {
-            guard case let .array(_, items)? = metadata[key] else { return [] }
-            return items.compactMap(\.stringValue)
-        }
-        func integers(_ key: String) -> [Int] {
-            guard case let .array(_, items)? = metadata[key] else { return [] }
-            return items.compactMap(\.intValue)
-        }
-        func floats(_ key: String) -> [Float] {
-            guard case let .array(_, items)? = metadata[key] else { return [] }
-            return items.compactMap { if case let .float32(v) = $0 { v } else { nil } }
-        }
-        func bool(_ key: String) -> Bool? {
-            if case let .bool(v)? = metadata[key] { return v }
-            return nil
-        }
-        let model = try TokenizerConfiguration.Model.named(metadata["tokenizer.ggml.model"]?.stringValue ?? "")
-        let endOfTurn = ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].compactMap { metadata[$0]?.intValue }
-        return TokenizerConfiguration(
-            model: model,
-            preTokenizer: metadata["tokenizer.ggml.pre"]?.stringValue ?? "default",
-            tokens: strings("tokenizer.ggml.tokens"),
-            tokenTypes: integers("tokenizer.ggml.token_type").map { Int32($0) },
-            merges: strings("tokenizer.ggml.merges"),
-            scores: floats("tokenizer.ggml.scores"),
-            bosTokenID: metadata["tokenizer.ggml.bos_token_id"]?.intValue,
-            eosTokenID: metadata["tokenizer.ggml.eos_token_id"]?.intValue,
-            unknownTokenID: metadata["tokenizer.ggml.unknown_token_id"]?.intValue,
-            paddingTokenID: metadata["tokenizer.ggml.padding_token_id"]?.intValue,
-            endOfTurnTokenIDs: endOfTurn,
-            addBOS: bool("tokenizer.ggml.add_bos_token"),
-            addEOS: bool("tokenizer.ggml.add_eos_token") ?? false,
-            addSpacePrefix: bool("tokenizer.ggml.add_space_prefix"))
+        try TokenizerConfiguration(gguf: try GGUFFile(contentsOf: path))
     }
 }
 
