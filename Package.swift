@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "CostModel", targets: ["CostModel"]),
         .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
+        .library(name: "Engine", targets: ["Engine"]),
         .library(name: "GatewayServer", targets: ["GatewayServer"]),
         .executable(name: "inferkit", targets: ["inferkit"]),
     ],
@@ -105,6 +106,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Engine (integration target: the scheduler driving the model runtime)
+        .target(
+            name: "Engine",
+            dependencies: [
+                "ModelRuntime", "Scheduling", "KVPaging", "Tokenization",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: HTTP gateway (integration target: Routing over Hummingbird + AsyncHTTPClient)
         .target(
             name: "GatewayServer",
@@ -151,7 +162,7 @@ let package = Package(
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
-                "QuantizationOpenCL", "ModelRuntime", "Tokenization",
+                "QuantizationOpenCL", "ModelRuntime", "Tokenization", "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -293,7 +304,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelRuntimeTests",
-            dependencies: ["ModelRuntime", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
+            dependencies: ["ModelRuntime", "Engine", "Scheduling", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
             exclude: ["Oracle"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

@@ -194,7 +194,9 @@ IKC_T512 static void ikc_scores_avx512(const float *q, const float *k, int rows,
                 const __mmask16 mk = ikc_mask16(d - c);
                 a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, qr + c), _mm512_maskz_loadu_ps(mk, kj + c), a);
             }
-            s[r * IKC_CHUNK + j] = alpha * _mm512_reduce_add_ps(a);
+            // The same reduction tree as the four-key path, so a key's score does not depend on whether it
+            // fell in a group of four (which depends on the other rows of the call): batch invariance.
+            s[r * IKC_CHUNK + j] = alpha * _mm_cvtss_f32(ikc_hsum4_512(a, a, a, a));
         }
     }
 }
@@ -365,7 +367,7 @@ IKC_T256 static void ikc_scores_avx2(const float *q, const float *k, int rows, i
             int64_t c = 0;
             for (; c < full; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qr + c), _mm256_loadu_ps(kj + c), a);
             if (c < d) a = _mm256_fmadd_ps(_mm256_maskload_ps(qr + c, tm), _mm256_maskload_ps(kj + c, tm), a);
-            s[r * IKC_CHUNK + j] = alpha * ikc_hsum_256(a);
+            s[r * IKC_CHUNK + j] = alpha * _mm_cvtss_f32(ikc_hsum4_256(a, a, a, a));  // as the four-key path (batch invariance)
         }
     }
 }

@@ -47,6 +47,10 @@ public struct KVBlockManager: KVCacheAllocator {
         var salt: UInt64
         /// Token ids of the partial last block (when tracking tokens).
         var tail: [Int]
+        /// Leading full blocks whose hashes are chained into `chainHash` (deferred registration only).
+        var registeredBlocks = 0
+        /// Blocks are registered by ``KVBlockManager/registerComputed(_:tokens:)``, once their K/V is written.
+        var defersRegistration = false
     }
 
     /// Creates a manager with every block free.
@@ -152,6 +156,23 @@ public struct KVBlockManager: KVCacheAllocator {
     }
 
     public mutating func admit(_ id: SequenceID, prompt: KVPrompt) throws(KVPagingError) -> AdmissionOutcome {
+        try admit(id, prompt: prompt, registration: .onAdmission)
+    }
+
+    /// When a sequence's full blocks enter the prefix cache.
+    public enum BlockRegistration: Sendable, Hashable {
+        /// At admission (and as appended token ids complete blocks): right for a simulator or a
+        /// scheduler that prefills a prompt before any other sequence can read it.
+        case onAdmission
+        /// Only when the owner reports them computed with ``KVBlockManager/registerComputed(_:tokens:)``:
+        /// what an engine needs, because with chunked prefill a block is allocated steps before its
+        /// K/V is written, and a sequence admitted in between must not read it as a cache hit.
+        case whenComputed
+    }
+
+    /// Admits a new sequence holding its prompt, registering its full blocks as `registration` says.
+    /// Cache hits are found the same way in both modes.
+    public mutating func admit(_ id: SequenceID, prompt: KVPrompt, registration: BlockRegistration) throws(KVPagingError) -> AdmissionOutcome {
         try configuration.validatePrompt(prompt)
         guard sequences[id] == nil else {
             throw KVPagingError(.duplicateSequence, "admit: \(id) is already held; release it or choose a new id")
@@ -205,6 +226,13 @@ public struct KVBlockManager: KVCacheAllocator {
             allocateFilling(&table, blocks: needed, tokens: length - hits * bs)
             var parent = hitHash
             let full = length / bs
+            if registration == .whenComputed {
+                var state = SequenceState(blocks: table, length: length, tracksTokens: false, chainHash: hitHash, salt: salt, tail: [])
+                state.registeredBlocks = hits
+                state.defersRegistration = true
+                sequences[id] = state
+                return .admitted(Admission(blockTable: table, cachedTokens: hits * bs, newBlocks: needed))
+            }
             if hits < full {
                 for i in hits..<full {
                     let bt = UnsafeBufferPointer(rebasing: t[(i * bs)..<((i + 1) * bs)])
@@ -319,6 +347,30 @@ public struct KVBlockManager: KVCacheAllocator {
         let lastSlot = KVSlot(block: s.blocks[(newLength - 1) / bs], offset: (newLength - 1) % bs)
         sequences[id] = s
         return .appended(AppendResult(positions: oldLength..<newLength, lastSlot: lastSlot, copy: copy, newBlocks: need))
+    }
+
+    /// Registers the full blocks of `id` whose K/V is now written (admission with
+    /// ``BlockRegistration/whenComputed``): `tokens` are the sequence's first tokens, as many as are
+    /// computed; every full block among them not yet registered enters the prefix cache, chained
+    /// from the blocks before it. Blocks already registered by another sequence with the same
+    /// content stay that sequence's; the chain goes on either way. No-op for a sequence admitted
+    /// with ``BlockRegistration/onAdmission``, a swapped-out one, or with caching off.
+    public mutating func registerComputed(_ id: SequenceID, tokens: UnsafeBufferPointer<Int>) throws(KVPagingError) {
+        guard var s = sequences[id] else { throw recentlyReleased.missingError(id, operation: "registerComputed") }
+        guard s.defersRegistration, !s.onHost, pool.cachingEnabled else { return }
+        let bs = blockSize
+        let full = min(tokens.count, s.length) / bs
+        guard full > s.registeredBlocks else { return }
+        var parent = s.chainHash
+        for i in s.registeredBlocks..<full {
+            let bt = UnsafeBufferPointer(rebasing: tokens[(i * bs)..<((i + 1) * bs)])
+            let h = StableHash.block(parent: parent, salt: s.salt, tokens: bt)
+            _ = pool.register(s.blocks[i], hash: h, parent: parent, salt: s.salt, tokens: bt)
+            parent = h
+        }
+        s.chainHash = parent
+        s.registeredBlocks = full
+        sequences[id] = s
     }
 
     // MARK: Fork

@@ -2,7 +2,13 @@ import Tokenization
 
 extension TextGenerator {
     /// Renders `messages` with the model's chat template (with the generation prompt) and tokenizes the result.
+    public func chatPrompt(_ messages: [ChatMessage]) throws(ModelRuntimeError) -> [Int] { try model.chatPrompt(messages) }
+}
+
+extension LlamaModel {
+    /// Renders `messages` with the model's chat template (with the generation prompt) and tokenizes the result.
     public func chatPrompt(_ messages: [ChatMessage]) throws(ModelRuntimeError) -> [Int] {
+        let model = self
         guard let source = model.chatTemplateSource else {
             throw ModelRuntimeError(.invalidConfiguration, "the model file has no tokenizer.chat_template; pass a plain prompt instead")
         }

@@ -115,22 +115,82 @@ public struct Sampler: Sendable {
         defer { work = buffer }
         if buffer.count != n { buffer = [Float](repeating: 0, count: n) }
         let token: Int = buffer.withUnsafeMutableBufferPointer { w in
-            for i in 0..<n { w[i] = logits[i] }
-            for (id, b) in p.logitBias { w[id] += b }
-            if p.repetitionPenalty != 1 {
-                for id in seen { w[id] = w[id] > 0 ? w[id] / p.repetitionPenalty : w[id] * p.repetitionPenalty }
-            }
-            if p.presencePenalty != 0 || p.frequencyPenalty != 0 {
-                for (id, c) in outputCounts { w[id] -= p.presencePenalty + p.frequencyPenalty * Float(c) }
-            }
-            for id in banned where id >= 0 && id < n { w[id] = -.infinity }
+            adjust(logits, banned: banned, into: w)
             if p.isGreedy { return Self.argmax(UnsafeBufferPointer(w)) }
-            return draw(w)
+            let keep = candidates(w)
+            guard keep > 0 else { return 0 }
+            return pick(w, keep: keep)
         }
         record(token)
+        return withLogprobs(logits, token: token, topLogprobs: topLogprobs)
+    }
+
+    /// Speculative verification of one draft token proposed with certainty (an n-gram or prompt-lookup
+    /// proposer): accepts `draft` with probability p(draft) under this sampler's distribution for
+    /// `logits`, otherwise draws from the residual — p with `draft` removed, renormalised. Emitted
+    /// tokens then have exactly the distribution of ``sample(_:banned:topLogprobs:)`` (the
+    /// speculative-sampling rule of Leviathan et al. and Chen et al. with a point-mass draft). Greedy
+    /// parameters accept exactly when the draft is the argmax. The emitted token is recorded.
+    public mutating func verify(_ logits: UnsafeBufferPointer<Float>, draft: Int, banned: Set<Int> = [], topLogprobs: Int = -1) -> (token: Int, accepted: Bool, logprob: Float?, top: [TokenLogprob]) {
+        if parameters.isGreedy {
+            let r = sample(logits, banned: banned, topLogprobs: topLogprobs)
+            return (r.token, r.token == draft, r.logprob, r.top)
+        }
+        let pDraft = probability(of: draft, logits, banned: banned)
+        if pDraft > 0, random.nextUnitDouble() < pDraft {
+            record(draft)
+            let r = withLogprobs(logits, token: draft, topLogprobs: topLogprobs)
+            return (draft, true, r.logprob, r.top)
+        }
+        var residualBan = banned
+        residualBan.insert(draft)
+        let r = sample(logits, banned: residualBan, topLogprobs: topLogprobs)
+        return (r.token, false, r.logprob, r.top)
+    }
+
+    /// The probability this sampler gives `token` for `logits` now (after bias, penalties, bans,
+    /// temperature, top-k, top-p and min-p). Greedy: 1 for the argmax, 0 otherwise.
+    public mutating func probability(of token: Int, _ logits: UnsafeBufferPointer<Float>, banned: Set<Int> = []) -> Double {
+        let n = logits.count
+        guard token >= 0, token < n else { return 0 }
+        var buffer = work
+        work = []
+        defer { work = buffer }
+        if buffer.count != n { buffer = [Float](repeating: 0, count: n) }
+        return buffer.withUnsafeMutableBufferPointer { w in
+            adjust(logits, banned: banned, into: w)
+            if parameters.isGreedy { return Self.argmax(UnsafeBufferPointer(w)) == token ? 1 : 0 }
+            let keep = candidates(w)
+            var mass: Double = 0
+            var mine: Double = 0
+            for j in 0..<keep {
+                let i = Int(order[j])
+                mass += Double(w[i])
+                if i == token { mine = Double(w[i]) }
+            }
+            return mass > 0 ? mine / mass : 0
+        }
+    }
+
+    private func withLogprobs(_ logits: UnsafeBufferPointer<Float>, token: Int, topLogprobs: Int) -> (token: Int, logprob: Float?, top: [TokenLogprob]) {
         guard topLogprobs >= 0 else { return (token, nil, []) }
         let (lp, top) = Self.logprobs(logits, token: token, top: topLogprobs)
         return (token, lp, top)
+    }
+
+    /// Copies `logits` into `w` with the logit bias, the penalties and the bans applied.
+    private func adjust(_ logits: UnsafeBufferPointer<Float>, banned: Set<Int>, into w: UnsafeMutableBufferPointer<Float>) {
+        let p = parameters
+        let n = logits.count
+        for i in 0..<n { w[i] = logits[i] }
+        for (id, b) in p.logitBias { w[id] += b }
+        if p.repetitionPenalty != 1 {
+            for id in seen { w[id] = w[id] > 0 ? w[id] / p.repetitionPenalty : w[id] * p.repetitionPenalty }
+        }
+        if p.presencePenalty != 0 || p.frequencyPenalty != 0 {
+            for (id, c) in outputCounts { w[id] -= p.presencePenalty + p.frequencyPenalty * Float(c) }
+        }
+        for id in banned where id >= 0 && id < n { w[id] = -.infinity }
     }
 
     /// The index of the largest value (the first on ties).
@@ -167,14 +227,15 @@ public struct Sampler: Sendable {
         return (logits[token] - lse, best)
     }
 
-    /// Temperature, top-k, top-p, min-p, then a draw from what is left.
-    private mutating func draw(_ w: UnsafeMutableBufferPointer<Float>) -> Int {
+    /// Temperature, top-k, top-p, min-p: leaves the candidates in `order[0 ..< keep]` with their
+    /// unnormalised probabilities in `w`, and returns `keep` (0 when every token is banned).
+    private mutating func candidates(_ w: UnsafeMutableBufferPointer<Float>) -> Int {
         let p = parameters
         let n = w.count
         let invT = 1 / p.temperature
         var mx = -Float.infinity
         for i in 0..<n where w[i] > mx { mx = w[i] }
-        guard mx > -.infinity else { return 0 }
+        guard mx > -.infinity else { order.removeAll(keepingCapacity: true); return 0 }
         // Candidates: every token, or the top k, sorted by descending logit only as far as needed.
         let k = p.topK > 0 ? min(p.topK, n) : n
         order.removeAll(keepingCapacity: true)
@@ -230,6 +291,11 @@ public struct Sampler: Sendable {
                 keep = kept
             }
         }
+        return keep
+    }
+
+    /// A draw from the candidates `order[0 ..< keep]`, weighted by `w`.
+    private mutating func pick(_ w: UnsafeMutableBufferPointer<Float>, keep: Int) -> Int {
         var mass: Double = 0
         for j in 0..<keep { mass += Double(w[Int(order[j])]) }
         let u = random.nextUnitDouble() * mass

@@ -29,7 +29,7 @@ public struct GenerationParameters: Sendable, Hashable {
         self.topLogprobs = topLogprobs
     }
 
-    func validate(vocabularySize: Int) throws(ModelRuntimeError) {
+    package func validate(vocabularySize: Int) throws(ModelRuntimeError) {
         try sampling.validate(vocabularySize: vocabularySize)
         guard maxTokens >= 1 else { throw ModelRuntimeError(.invalidSampling, "max_tokens \(maxTokens) must be at least 1") }
         guard minTokens >= 0, minTokens <= maxTokens else { throw ModelRuntimeError(.invalidSampling, "min_tokens \(minTokens) must be between 0 and max_tokens (\(maxTokens))") }
@@ -56,6 +56,13 @@ public struct GeneratedToken: Sendable, Hashable {
     public var text: String
     public var logprob: Float?
     public var topLogprobs: [TokenLogprob]
+
+    public init(token: Int, text: String, logprob: Float? = nil, topLogprobs: [TokenLogprob] = []) {
+        self.token = token
+        self.text = text
+        self.logprob = logprob
+        self.topLogprobs = topLogprobs
+    }
 }
 
 /// The whole answer, with timings.
@@ -75,14 +82,14 @@ public struct GenerationResult: Sendable, Hashable {
 }
 
 /// Holds back text that may be the start of a stop string, and finds stop strings across token boundaries.
-struct StopMatcher {
+package struct StopMatcher {
     let stops: [String]
     private(set) var pending = ""
 
-    init(stops: [String]) { self.stops = stops }
+    package init(stops: [String]) { self.stops = stops }
 
     /// Adds text; returns the part safe to emit and whether a stop string matched (the text before it is emitted, the rest dropped).
-    mutating func append(_ s: String) -> (emit: String, stopped: Bool) {
+    package mutating func append(_ s: String) -> (emit: String, stopped: Bool) {
         pending += s
         guard !stops.isEmpty else {
             defer { pending = "" }
@@ -115,7 +122,7 @@ struct StopMatcher {
         return (out, false)
     }
 
-    mutating func finish() -> String {
+    package mutating func finish() -> String {
         defer { pending = "" }
         return pending
     }

@@ -43,12 +43,18 @@ public struct NoBatchingPolicy: BatchingPolicy {
 
 /// Static batching: wait until `batchSize` requests are queued, run them together until all finish.
 ///
-/// Once no more requests will arrive, a partial batch is launched so the run ends.
+/// A partial batch is launched once no more requests will arrive (a finite trace), or — for a
+/// server, whose arrivals never end — once the oldest request has waited `launchAfter` seconds.
 public struct StaticBatchingPolicy: BatchingPolicy {
     public let batchSize: Int
-    public init(batchSize: Int) throws {
+    /// Launch a partial batch when its oldest request has waited this long; `nil` waits for a full
+    /// batch until the arrivals are complete.
+    public let launchAfter: Double?
+    public init(batchSize: Int, launchAfter: Double? = nil) throws {
         guard batchSize >= 1 else { throw SchedulingError(.invalidConfiguration, "static batch size is \(batchSize); use at least 1") }
+        if let launchAfter { try requireFinite(launchAfter, "static batching launch timeout", nonNegative: true) }
         self.batchSize = batchSize
+        self.launchAfter = launchAfter
     }
     public var name: String { "static" }
     public var usesPriority: Bool { false }
@@ -57,7 +63,11 @@ public struct StaticBatchingPolicy: BatchingPolicy {
     public mutating func schedule(_ s: inout SchedulerState, now: Double, arrivalsComplete: Bool) -> SchedulingDecision {
         s.beginStep()
         if s.runningCount == 0 {
-            guard s.waitingCount >= batchSize || (arrivalsComplete && s.waitingCount > 0) else { return .idle(until: nil) }
+            guard let oldest = s.oldestWaitingArrival else { return .idle(until: nil) }
+            let timedOut = launchAfter.map { now >= oldest + $0 } ?? false
+            guard s.waitingCount >= batchSize || arrivalsComplete || timedOut else {
+                return .idle(until: launchAfter.map { oldest + $0 })
+            }
             RequestLevelBatch.launch(&s, size: batchSize, now: now)
         }
         return RequestLevelBatch.step(&s)

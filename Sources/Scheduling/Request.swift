@@ -67,13 +67,17 @@ public struct InferenceRequest: Sendable, Hashable, Codable {
     /// The prompt's token ids, when known (`count == promptTokens`). Prefix caching then matches real
     /// prompts block by block; without them only ``sharedPrefix`` groups share cached blocks.
     public var promptTokenIDs: [Int]?
+    /// Separates tenants in the prefix cache: prompts with different salts never share cached blocks
+    /// (vLLM's `cache_salt`). `nil` shares with every other unsalted prompt.
+    public var cacheSalt: UInt64?
 
     public init(
         id: Int, arrivalTime: Double, promptTokens: Int, outputTokens: Int,
         priority: Int = 0, sloClass: Int = 0, deadline: Double? = nil, sharedPrefix: SharedPrefix? = nil,
-        promptTokenIDs: [Int]? = nil
+        promptTokenIDs: [Int]? = nil, cacheSalt: UInt64? = nil
     ) {
         self.promptTokenIDs = promptTokenIDs
+        self.cacheSalt = cacheSalt
         self.id = id
         self.arrivalTime = arrivalTime
         self.promptTokens = promptTokens

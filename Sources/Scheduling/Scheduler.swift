@@ -85,6 +85,14 @@ protocol SchedulerKVCache: KVCacheAllocator {
     /// Swaps `id` back in; false when device blocks are short.
     mutating func schedulerSwapIn(_ id: SequenceID) -> Bool
     var prefixHitTokens: Int { get }
+    /// Admits with prefix-cache registration deferred until the blocks are reported computed (engine mode).
+    mutating func schedulerAdmit(_ id: SequenceID, prompt: KVPrompt, deferRegistration: Bool) throws(KVPagingError) -> AdmissionOutcome
+    /// Registers the computed full blocks of `id` (engine mode); `tokens` are its first computed tokens.
+    mutating func schedulerRegisterComputed(_ id: SequenceID, tokens: UnsafeBufferPointer<Int>)
+    /// Appends the block table of `id` to `table`; returns its block count.
+    func schedulerAppendBlockTable(_ id: SequenceID, to table: inout [Int]) -> Int
+    /// Shares every block of `parent` with a new sequence `child` (copy-on-write); false when unsupported.
+    mutating func schedulerFork(_ parent: SequenceID, into child: SequenceID) -> Bool
 }
 
 extension KVBlockManager: SchedulerKVCache {
@@ -98,12 +106,36 @@ extension KVBlockManager: SchedulerKVCache {
         return false
     }
     var prefixHitTokens: Int { prefixCacheStats.hitTokens }
+    mutating func schedulerAdmit(_ id: SequenceID, prompt: KVPrompt, deferRegistration: Bool) throws(KVPagingError) -> AdmissionOutcome {
+        try admit(id, prompt: prompt, registration: deferRegistration ? .whenComputed : .onAdmission)
+    }
+    mutating func schedulerRegisterComputed(_ id: SequenceID, tokens: UnsafeBufferPointer<Int>) {
+        try? registerComputed(id, tokens: tokens)
+    }
+    func schedulerAppendBlockTable(_ id: SequenceID, to table: inout [Int]) -> Int {
+        guard let blocks = try? blockTable(of: id) else { return 0 }
+        table.append(contentsOf: blocks)
+        return blocks.count
+    }
+    mutating func schedulerFork(_ parent: SequenceID, into child: SequenceID) -> Bool {
+        (try? fork(parent, into: child)) != nil
+    }
 }
 
 extension ContiguousKVAllocator: SchedulerKVCache {
     mutating func schedulerSwapOut(_ id: SequenceID) -> Int? { nil }
     mutating func schedulerSwapIn(_ id: SequenceID) -> Bool { false }
     var prefixHitTokens: Int { 0 }
+    mutating func schedulerAdmit(_ id: SequenceID, prompt: KVPrompt, deferRegistration: Bool) throws(KVPagingError) -> AdmissionOutcome {
+        try admit(id, prompt: prompt)
+    }
+    mutating func schedulerRegisterComputed(_ id: SequenceID, tokens: UnsafeBufferPointer<Int>) {}
+    func schedulerAppendBlockTable(_ id: SequenceID, to table: inout [Int]) -> Int {
+        guard let blocks = try? blockTable(of: id) else { return 0 }
+        table.append(contentsOf: blocks)
+        return blocks.count
+    }
+    mutating func schedulerFork(_ parent: SequenceID, into child: SequenceID) -> Bool { false }
 }
 
 /// Which KV allocator backs the scheduler.
@@ -142,6 +174,9 @@ public struct SchedulerState: Sendable {
         var admittedStep: Int
         /// Output tokens at the latest admission (a preemption before more are produced is fruitless).
         var generatedAtAdmission: Int
+        /// Held back by its executor (a consumer that does not keep up): scheduled as if it ran, but
+        /// left out of the batch.
+        var held = false
     }
 
     public let limits: SchedulerLimits
@@ -183,6 +218,16 @@ public struct SchedulerState: Sendable {
     public var speculation: SpeculativeDecodingModel?
     /// Draws acceptances of speculative draft tokens (seeded: runs are reproducible).
     var rng = SimulationRandom(seed: 0x5EC0DE)
+
+    // Model-driving mode (see ``init(limits:kv:drivingModel:)``)
+    /// Whether an executor runs real steps: requests carry token ids, outcomes come from the executor.
+    public internal(set) var drivesModel = false
+    /// Per slot: the prompt's token ids followed by every token generated so far (model-driving mode).
+    var tokenIDs: [[Int]] = []
+    /// Copy-on-write block copies the appends of the step being built require (performed before it runs).
+    public internal(set) var pendingCopies: [BlockCopy] = []
+    /// Requests removed by ``abort(_:)``.
+    public internal(set) var abortedCount = 0
 
     /// Creates an empty scheduler over a fresh KV cache.
     public init(limits: SchedulerLimits, kv: KVCacheConfiguration, allocator: KVAllocatorKind = .paged,
@@ -264,12 +309,24 @@ public struct SchedulerState: Sendable {
         nextSeq += 1
         let index: Int
         if let f = freeSlots.popLast() { slots[f] = slot; index = f } else { slots.append(slot); index = slots.count - 1 }
+        if drivesModel {
+            if index >= tokenIDs.count { tokenIDs.append([]) }
+            tokenIDs[index] = request.promptTokenIDs ?? []
+            tokenIDs[index].reserveCapacity(request.promptTokens + request.outputTokens)
+        }
         waiting.push(key(index), slot: index)
         return index
     }
 
+    /// Why `request` could never be served by this scheduler (larger than the context or the KV pool),
+    /// or `nil` when it could. Pure: the same check ``enqueue(_:)`` makes.
+    public func rejectionReason(for request: InferenceRequest) -> String? { rejectionReason(request) }
+
     func rejectionReason(_ r: InferenceRequest) -> String? {
         let c = kvConfiguration
+        if drivesModel && r.promptTokenIDs?.count != r.promptTokens {
+            return "a scheduler driving a model needs the prompt's \(r.promptTokens) token ids (promptTokenIDs); give them"
+        }
         // The most KV the request ever holds: the prompt plus every output token but the last.
         let peak = r.promptTokens + r.outputTokens - 1
         if r.promptTokens + r.outputTokens > c.maxSequenceLength {
@@ -300,6 +357,7 @@ public struct SchedulerState: Sendable {
         batch.removeAll(keepingCapacity: true)
         shape = StepShape()
         preemptedThisStep = false
+        if drivesModel { pendingCopies.removeAll(keepingCapacity: true) }
     }
 
     /// Outcome of an admission attempt.
@@ -324,9 +382,9 @@ public struct SchedulerState: Sendable {
             shape.swapInTokens += s.kvTokens
         } else {
             let length = s.request.promptTokens + s.generated
-            let prompt = kvPrompt(s, length: length)
+            let prompt = kvPrompt(s, slot: slot, length: length)
             let outcome: AdmissionOutcome
-            do { outcome = try kv.admit(id, prompt: prompt) } catch {
+            do { outcome = try kv.schedulerAdmit(id, prompt: prompt, deferRegistration: drivesModel) } catch {
                 // Only reachable through a scheduler bug (duplicate id); report as no memory rather than crash.
                 return .noMemory
             }
@@ -349,7 +407,12 @@ public struct SchedulerState: Sendable {
         return .admitted(cachedTokens: s.computed)
     }
 
-    func kvPrompt(_ s: Slot, length: Int) -> KVPrompt {
+    func kvPrompt(_ s: Slot, slot: Int, length: Int) -> KVPrompt {
+        if drivesModel {
+            // Real ids for every position: the prompt and the tokens generated so far.
+            let salt = s.request.cacheSalt.map { CacheSalt(rawValue: $0) } ?? .none
+            return .tokens(Array(tokenIDs[slot].prefix(length)), salt: salt, maxNewTokens: s.request.outputTokens - s.generated)
+        }
         if let ids = s.request.promptTokenIDs, kvConfiguration.enablePrefixCaching {
             // Real prompt ids; generated tokens (recomputation after a preemption) get ids unique to the request.
             var tokens = ids
@@ -377,6 +440,7 @@ public struct SchedulerState: Sendable {
     /// Adds `tokens` of `slot` (a running request) to the batch, growing its KV when needed.
     /// Returns false when the KV cache has no block for the growth (preempt someone, then retry).
     public mutating func schedule(_ slot: Int, tokens: Int) -> Bool {
+        if slots[slot].held { return true }
         let computed = slots[slot].computed, kvTokens = slots[slot].kvTokens
         let prompt = slots[slot].request.promptTokens, generated = slots[slot].generated
         let isDecode = generated > 0 && computed == prompt + generated - 1
@@ -394,7 +458,8 @@ public struct SchedulerState: Sendable {
             let count = max(need, min(blockEnd, maxTokens) - kvTokens)
             let outcome: AppendOutcome
             do { outcome = try kv.appendSlots(SequenceID(slots[slot].seq), count: count) } catch { return false }
-            guard case .appended = outcome else { return false }
+            guard case let .appended(result) = outcome else { return false }
+            if let copy = result.copy { pendingCopies.append(copy) }
             slots[slot].kvTokens = kvTokens + count
         }
         batch.append(BatchEntry(slot: slot, tokens: tokens, isDecode: isDecode, draftTokens: draft))
@@ -448,11 +513,7 @@ public struct SchedulerState: Sendable {
     /// Applies the step that ran from `start` to `end`: advances every scheduled request, emits tokens,
     /// finishes requests and frees their KV.
     public mutating func completeStep(start: Double, end: Double) {
-        stepCount += 1
-        busyTime += end - start
-        let n = batch.count
-        if n >= batchSizeHistogram.count { batchSizeHistogram += [Int](repeating: 0, count: n + 1 - batchSizeHistogram.count) }
-        batchSizeHistogram[n] += 1
+        beginRecording(start: start, end: end)
         var sameGap = 0
         var anyFinished = false
         // Field-wise, in-place updates: copying whole slots per token dominated the profile.
@@ -467,24 +528,48 @@ public struct SchedulerState: Sendable {
             }
             slots[i].computed += e.tokens + accepted
             guard slots[i].computed == slots[i].request.promptTokens + slots[i].generated + accepted else { continue }
-            slots[i].generated += 1 + accepted
-            tokensEmitted += 1 + accepted
-            let generated = slots[i].generated
-            if generated == 1 {
-                slots[i].firstToken = end
-            } else if slots[i].lastToken == start {
-                sameGap += 1
-            } else {
-                itl.append((end - slots[i].lastToken, 1))
-            }
-            slots[i].lastToken = end
-            if generated == slots[i].request.outputTokens {
+            sameGap += recordTokens(i, count: 1 + accepted, start: start, end: end)
+            if slots[i].generated == slots[i].request.outputTokens {
                 slots[i].phase = .finished
                 anyFinished = true
                 try? kv.release(SequenceID(slots[i].seq))
                 finish(slots[i], at: end)
             }
         }
+        endRecording(start: start, end: end, sameGap: sameGap, anyFinished: anyFinished)
+    }
+
+    /// Step-level counters at the start of a step's completion.
+    @inline(__always)
+    mutating func beginRecording(start: Double, end: Double) {
+        stepCount += 1
+        busyTime += end - start
+        let n = batch.count
+        if n >= batchSizeHistogram.count { batchSizeHistogram += [Int](repeating: 0, count: n + 1 - batchSizeHistogram.count) }
+        batchSizeHistogram[n] += 1
+    }
+
+    /// Counts `count` tokens emitted by `slot` in the step `start ..< end` (first-token time, inter-token
+    /// gaps); returns 1 when the gap is the step itself (gathered into one ITL entry per step).
+    @inline(__always)
+    mutating func recordTokens(_ i: Int, count: Int, start: Double, end: Double) -> Int {
+        slots[i].generated += count
+        tokensEmitted += count
+        var sameGap = 0
+        if slots[i].generated == count {
+            slots[i].firstToken = end
+        } else if slots[i].lastToken == start {
+            sameGap = 1
+        } else {
+            itl.append((end - slots[i].lastToken, 1))
+        }
+        slots[i].lastToken = end
+        return sameGap
+    }
+
+    /// Ends a step's completion: the shared ITL entry, finished slots out of the running set, the batch cleared.
+    @inline(__always)
+    mutating func endRecording(start: Double, end: Double, sameGap: Int, anyFinished: Bool) {
         if sameGap > 0 { itl.append((end - start, sameGap)) }
         if anyFinished {
             var kept = 0
@@ -575,9 +660,11 @@ struct WaitingQueue: Sendable {
         }
     }
 
-    mutating func pop() -> Int? {
+    mutating func pop() -> Int? { popEntry()?.slot }
+
+    mutating func popEntry() -> (key: Key, slot: Int)? {
         guard !heap.isEmpty else { return nil }
-        let top = heap[0].slot
+        let top = heap[0]
         let last = heap.removeLast()
         if !heap.isEmpty {
             heap[0] = last
@@ -610,7 +697,7 @@ extension SchedulerState {
     public func hasHeadroomToReadmit(_ slot: Int) -> Bool {
         let s = slots[slot]
         guard s.preemptions > 0, !s.swapped else { return true }
-        let check = kv.admissionCheck(kvPrompt(s, length: s.request.promptTokens + s.generated))
+        let check = kv.admissionCheck(kvPrompt(s, slot: slot, length: s.request.promptTokens + s.generated))
         return check.fits && check.blocksAvailable - check.blocksNeeded >= running.count
     }
 
