@@ -116,6 +116,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The engine's benchmarks (`inferkit bench engine`): a target of their own, so an embedder of Engine links none of it.
+        .target(name: "EngineBenchmarks", dependencies: ["Engine", "ModelRuntime", "Scheduling", "KVPaging"], swiftSettings: swiftSettings),
+
         // MARK: HTTP gateway (integration target: Routing over Hummingbird + AsyncHTTPClient)
         .target(
             name: "GatewayServer",
@@ -162,7 +165,7 @@ let package = Package(
                 "InferenceKitBenchmarks",
                 "GatewayServer",
                 "CInferenceKitBLAS", "CInferenceKitQuantKernels",
-                "QuantizationOpenCL", "ModelRuntime", "Tokenization", "Engine",
+                "QuantizationOpenCL", "ModelRuntime", "Tokenization", "Engine", "EngineBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -185,6 +188,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "BatchedChat",
+            dependencies: ["Engine", "ModelRuntime", "Tokenization"],
+            path: "Examples/BatchedChat",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "GenerateText",
             dependencies: ["ModelRuntime"],

@@ -603,6 +603,19 @@ static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t 
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t base = ((int64_t)block_table[b] * block_size) * row_stride + head_offset;
         const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
+        if (b + 1 < blocks) {
+            // The next block lives anywhere: the hardware prefetchers cannot guess it, the block table can.
+            // Its rows of this head are d floats every row_stride floats, in K and in V.
+            const int64_t next = ((int64_t)block_table[b + 1] * block_size) * row_stride + head_offset;
+            const int64_t rows_next = most - (b + 1) * block_size < block_size ? most - (b + 1) * block_size : block_size;
+            for (int64_t j = 0; j < rows_next; j++) {
+                const float *kr = k_cache + next + j * row_stride, *vr = v_cache + next + j * row_stride;
+                for (int64_t c = 0; c < d; c += 16) {
+                    __builtin_prefetch(kr + c, 0, 3);
+                    __builtin_prefetch(vr + c, 0, 3);
+                }
+            }
+        }
         for (int64_t j0 = 0; j0 < in_block; j0 += IKC_CHUNK) {
             const int kc = in_block - j0 < IKC_CHUNK ? (int)(in_block - j0) : IKC_CHUNK;
             ikc_chunk(ops, q, k_cache + base + j0 * row_stride, v_cache + base + j0 * row_stride, row_stride, rows, d, kc,

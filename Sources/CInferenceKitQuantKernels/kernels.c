@@ -295,10 +295,14 @@ static void ikq_matmul_scalar(const ikq_packed_matrix *w, const int8_t *q, const
         }                                                                                                               \
     }                                                                                                                   \
     const int64_t valid = w->rows - g * 8 < 8 ? w->rows - g * 8 : 8;                                                    \
-    for (int c = 0; c < TT; c++) {                                                                                      \
-        float tmp[8];                                                                                                   \
-        _mm256_storeu_ps(tmp, acc[c]);                                                                                  \
-        for (int r = 0; r < valid; r++) out[(t0 + c) * out_stride + g * 8 + r] = tmp[r];                                \
+    if (valid == 8) {                                                                                                   \
+        for (int c = 0; c < TT; c++) _mm256_storeu_ps(out + (t0 + c) * out_stride + g * 8, acc[c]);                     \
+    } else {                                                                                                            \
+        for (int c = 0; c < TT; c++) {                                                                                  \
+            float tmp[8];                                                                                               \
+            _mm256_storeu_ps(tmp, acc[c]);                                                                              \
+            for (int r = 0; r < valid; r++) out[(t0 + c) * out_stride + g * 8 + r] = tmp[r];                            \
+        }                                                                                                               \
     }
 
 // VNNI: codes are q + 128 (unsigned) × signed activations; the +128·Σx is removed with `offset`.
@@ -402,11 +406,9 @@ __attribute__((target(IKQ_VNNI_TARGET))) __attribute__((always_inline)) static i
         }
     }
     const int64_t valid = w->rows - g * 8 < 16 ? w->rows - g * 8 : 16;
-    for (int c = 0; c < TT; c++) {
-        float tmp[16];
-        _mm512_storeu_ps(tmp, acc[c]);
-        for (int r = 0; r < valid; r++) out[(t0 + c) * out_stride + g * 8 + r] = tmp[r];
-    }
+    // A masked vector store (a byte loop here became a memmove call per token and pair of groups).
+    const __mmask16 keep = valid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
+    for (int c = 0; c < TT; c++) _mm512_mask_storeu_ps(out + (t0 + c) * out_stride + g * 8, keep, acc[c]);
 }
 
 // Decode (one token) on AVX-512 VNNI: a pair of 8-row groups per ZMM, read as one 64-byte load per

@@ -136,16 +136,34 @@ public struct Sampler: Sendable {
             let r = sample(logits, banned: banned, topLogprobs: topLogprobs)
             return (r.token, r.token == draft, r.logprob, r.top)
         }
-        let pDraft = probability(of: draft, logits, banned: banned)
-        if pDraft > 0, random.nextUnitDouble() < pDraft {
-            record(draft)
-            let r = withLogprobs(logits, token: draft, topLogprobs: topLogprobs)
-            return (draft, true, r.logprob, r.top)
+        // One pass: the candidate set and its weights, then accept, or draw from the same set without the draft
+        // (re-filtering without it would let a token outside the set in, which p never gives).
+        let n = logits.count
+        var buffer = work
+        work = []
+        defer { work = buffer }
+        if buffer.count != n { buffer = [Float](repeating: 0, count: n) }
+        let pick: (token: Int, accepted: Bool) = buffer.withUnsafeMutableBufferPointer { w in
+            adjust(logits, banned: banned, into: w)
+            let keep = candidates(w)
+            guard keep > 0 else { return (0, false) }
+            var mass: Double = 0
+            var mine: Double = 0
+            for j in 0..<keep {
+                let i = Int(order[j])
+                mass += Double(w[i])
+                if i == draft { mine = Double(w[i]) }
+            }
+            if mine > 0, random.nextUnitDouble() * mass < mine { return (draft, true) }
+            if mine > 0 {
+                if mine >= mass { return (draft, true) }  // the draft is the only candidate: p(draft) = 1
+                w[draft] = 0
+            }
+            return (self.pick(w, keep: keep), false)
         }
-        var residualBan = banned
-        residualBan.insert(draft)
-        let r = sample(logits, banned: residualBan, topLogprobs: topLogprobs)
-        return (r.token, false, r.logprob, r.top)
+        record(pick.token)
+        let r = withLogprobs(logits, token: pick.token, topLogprobs: topLogprobs)
+        return (pick.token, pick.accepted, r.logprob, r.top)
     }
 
     /// The probability this sampler gives `token` for `logits` now (after bias, penalties, bans,

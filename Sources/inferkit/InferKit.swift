@@ -40,6 +40,7 @@ struct Bench: AsyncParsableCommand {
             BenchKVPaging.self,
             GatewayBenchCommand.self,
             BenchModelCommand.self,
+            BenchEngineCommand.self,
         ]
     )
 }

@@ -74,6 +74,16 @@ enum ModelCLI {
         if let e = box.get() { throw e }
     }
 
+    /// Runs `body` on a thread of its own and awaits it (an async command must not compute on the cooperative pool).
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 8 << 20
+            thread.name = "inferkit-model"
+            thread.start()
+        }
+    }
+
     static func json(_ object: Any) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
@@ -88,7 +98,7 @@ final class ErrorBox: @unchecked Sendable {
 }
 
 /// `inferkit generate MODEL.gguf --prompt … | --chat …`
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Generate text from a GGUF model in-process (streams to stdout; --json for tokens, logprobs and timings).",
@@ -120,17 +130,28 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Longest prompt + output held in the KV cache.") var context = 2048
     @Option(help: "Kernel path: avx512-vnni, avx2 or scalar.") var isa: String?
     @Flag(help: "Print JSON (tokens, text, logprobs, timings) instead of streaming text.") var json = false
+    @Option(help: "Run this many requests at once through the continuous-batching engine (seeds seed, seed + 1, …).") var parallel = 1
+    @Option(name: .customLong("prompts-file"), help: "A file of user messages, one per line, run at once through the engine (with --parallel N: cycled to N requests).")
+    var promptsFile: String?
 
     func validate() throws {
-        guard (prompt == nil) != (chat == nil) else { throw ValidationError("give exactly one of --prompt or --chat") }
+        guard [prompt != nil, chat != nil, promptsFile != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --prompt, --chat or --prompts-file")
+        }
+        guard parallel >= 1, parallel <= 4096 else { throw ValidationError("--parallel \(parallel): use 1 … 4096") }
+        if (parallel > 1 || promptsFile != nil) && logprobs != nil { throw ValidationError("--logprobs is reported for a single request; drop --parallel / --prompts-file") }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads \(threads): use 1 … 1024") }
         guard context >= 2 else { throw ValidationError("--context \(context): use at least 2") }
         if logprobs != nil, !json { throw ValidationError("--logprobs is reported in the --json output; add --json") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if parallel > 1 || promptsFile != nil {
+            try await ParallelGeneration.run(self)
+            return
+        }
         let command = self
-        try ModelCLI.onDedicatedThread { try command.work() }
+        try await ModelCLI.offPool { try command.work() }
     }
 
     func work() throws {

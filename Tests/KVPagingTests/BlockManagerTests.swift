@@ -465,3 +465,24 @@ private func admitted(_ o: AdmissionOutcome, sourceLocation: SourceLocation = #_
         #expect(rejected > 0, "the pool never filled up; the test did not exercise fragmentation")
     }
 }
+
+@Suite struct DeferredRegistrationTests {
+    @Test("blocks admitted with registration .whenComputed are hits only after registerComputed")
+    func deferred() throws {
+        var kv = try KVBlockManager(KVCacheConfiguration(blockCount: 16, blockSize: 4, maxSequenceLength: 64, watermark: 0))
+        let prompt = Array(1...10)
+        guard case .admitted = try kv.admit(1, prompt: .tokens(prompt), registration: .whenComputed) else { Issue.record("admit"); return }
+        #expect(kv.admissionCheck(.tokens(prompt + [11])).cachedTokens == 0, "nothing is computed yet")
+        prompt.withUnsafeBufferPointer { try? kv.registerComputed(1, tokens: UnsafeBufferPointer(rebasing: $0[..<5])) }
+        #expect(kv.admissionCheck(.tokens(prompt + [11])).cachedTokens == 4, "one full block computed")
+        prompt.withUnsafeBufferPointer { try? kv.registerComputed(1, tokens: $0) }
+        #expect(kv.admissionCheck(.tokens(prompt + [11])).cachedTokens == 8)
+        #expect(kv.admissionCheck(.tokens(prompt + [11], salt: CacheSalt("other"))).cachedTokens == 0)
+        // The immediate mode registers at admission, as before.
+        guard case .admitted = try kv.admit(2, prompt: .tokens(Array(20...28))) else { Issue.record("admit 2"); return }
+        #expect(kv.admissionCheck(.tokens(Array(20...29))).cachedTokens == 8)
+        try kv.release(1)
+        #expect(kv.admissionCheck(.tokens(prompt + [11])).cachedTokens == 8, "released registered blocks stay reusable")
+        #expect(throws: KVPagingError.self) { try [1].withUnsafeBufferPointer { try kv.registerComputed(1, tokens: $0) } }
+    }
+}

@@ -324,3 +324,63 @@ struct RealEngineTests {
         await engine.shutdown()
     }
 }
+
+@Suite("Speculative verification and the prompt-lookup proposer")
+struct SpeculationUnitTests {
+    /// Empirical distribution of the token emitted first by `verify` against a fixed draft, vs the
+    /// sampler's own distribution: the speculative rule must not change what is sampled.
+    @Test("verify(draft:) emits tokens with exactly the sampler's distribution", arguments: [0, 3, 7])
+    func verifyPreservesDistribution(draft: Int) {
+        let logits: [Float] = [2.0, 1.5, 0.2, -1.0, 1.9, 0.0, -0.5, 1.0, 0.7, -2.0]
+        let p = SamplingParameters(temperature: 0.8, topK: 6, topP: 0.95, seed: 5)
+        var probe = Sampler(parameters: p)
+        let exact = logits.withUnsafeBufferPointer { l in (0..<logits.count).map { probe.probability(of: $0, l) } }
+        #expect(abs(exact.reduce(0, +) - 1) < 1e-9)
+        var sampler = Sampler(parameters: SamplingParameters(temperature: 0.8, topK: 6, topP: 0.95, seed: 11))
+        var counts = [Int](repeating: 0, count: logits.count)
+        let trials = 40_000
+        var accepted = 0
+        logits.withUnsafeBufferPointer { l in
+            for _ in 0..<trials {
+                // No penalties: the sampler's only state is its random stream, so trials are independent draws.
+                let r = sampler.verify(l, draft: draft)
+                counts[r.token] += 1
+                if r.accepted { accepted += 1; #expect(r.token == draft) }
+            }
+        }
+        for t in 0..<logits.count {
+            let observed = Double(counts[t]) / Double(trials)
+            let sd = (exact[t] * (1 - exact[t]) / Double(trials)).squareRoot()
+            #expect(abs(observed - exact[t]) <= 5 * sd + 1e-4, "token \(t): observed \(observed), exact \(exact[t])")
+        }
+        #expect(abs(Double(accepted) / Double(trials) - exact[draft]) <= 5 * (exact[draft] * (1 - exact[draft]) / Double(trials)).squareRoot() + 1e-4,
+                "a draft is accepted with its probability")
+    }
+
+    @Test("greedy verification accepts exactly the argmax")
+    func greedyVerify() {
+        let logits: [Float] = [0.1, 3.0, 2.9, -1]
+        var s = Sampler(parameters: .greedy)
+        logits.withUnsafeBufferPointer { l in
+            #expect(s.verify(l, draft: 1).accepted)
+            let r = s.verify(l, draft: 2)
+            #expect(!r.accepted && r.token == 1)
+        }
+    }
+
+    @Test("the proposer copies what followed the latest earlier occurrence of the longest suffix")
+    func ngram() {
+        let p = NGramProposer(maximumMatch: 3, minimumMatch: 2)
+        var d: [Int] = []
+        #expect(p.propose([1, 2, 3, 9, 9, 1, 2, 3], limit: 4, into: &d) == 4)
+        #expect(d == [9, 9, 1, 2])
+        d = []
+        #expect(p.propose([5, 6, 7, 5, 6, 8, 5, 6], limit: 2, into: &d) == 2)
+        #expect(d == [8, 5], "the latest occurrence wins")
+        d = []
+        #expect(p.propose([1, 2, 3, 4], limit: 3, into: &d) == 0, "no repeat, no draft")
+        #expect(p.propose([1, 1], limit: 3, into: &d) == 0, "shorter than the minimum match plus one")
+        d = []
+        #expect(p.propose([4, 4, 4], limit: 3, into: &d) == 1 && d == [4], "a draft never runs past the context")
+    }
+}
