@@ -313,7 +313,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelRuntimeTests",
-            dependencies: ["ModelRuntime", "Engine", "Scheduling", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL"],
+            dependencies: ["ModelRuntime", "Engine", "Scheduling", "Tokenization", "Quantization", "KVPaging", "TensorCore", "TensorCoreBLAS", "TensorCoreOpenCL", "CInferenceKitCPUKernels"],
             exclude: ["Oracle"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

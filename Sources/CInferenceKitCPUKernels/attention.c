@@ -587,11 +587,8 @@ void ikc_attention_merge(int64_t parts, int64_t rows, int64_t d, const float *m,
 /// Most query rows one paged call takes (m and l live on its stack).
 #define IKC_PAGED_MAX_ROWS 256
 
-static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t d, const float *k_cache,
-                      const float *v_cache, int64_t block_size, int64_t row_stride, int64_t head_offset,
-                      const int32_t *block_table, const int64_t *visible, float scale, float *out) {
-    const float alpha = scale * ikc_log2e;
-    float m[IKC_PAGED_MAX_ROWS], l[IKC_PAGED_MAX_ROWS];
+/// Starts a paged call: running max −∞ and sum 0 per row, output zeroed; returns the most keys any row sees.
+static int64_t ikc_paged_begin(int64_t rows, int64_t d, const int64_t *visible, float *m, float *l, float *out) {
     int64_t most = 0;
     for (int64_t r = 0; r < rows; r++) {
         m[r] = -INFINITY;
@@ -599,35 +596,55 @@ static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t 
         most = visible[r] > most ? visible[r] : most;
     }
     if (rows > 0 && d > 0) memset(out, 0, (size_t)(rows * d) * sizeof(float));
+    return most;
+}
+
+/// Ends a paged call: divides each row by its softmax sum (a row that sees no key stays zero).
+static void ikc_paged_finish(int64_t rows, int64_t d, const float *l, float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        if (l[r] == 0) continue;
+        const float inv = 1.0f / l[r];
+        float *o = out + r * d;
+        for (int64_t c = 0; c < d; c++) o[c] *= inv;
+    }
+}
+
+/// Prefetches logical block `b` of one head, whose first row starts at element `first`: its rows are d
+/// elements of `elem` bytes every row_stride elements, in K and in V, as many as the longest row sees.
+static void ikc_prefetch_block(const void *k_cache, const void *v_cache, size_t elem, int64_t first, int64_t b, int64_t block_size,
+                               int64_t row_stride, int64_t d, int64_t most) {
+    const int64_t rows = most - b * block_size < block_size ? most - b * block_size : block_size;
+    const char *k = (const char *)k_cache, *v = (const char *)v_cache;
+    for (int64_t j = 0; j < rows; j++) {
+        const size_t at = (size_t)(first + j * row_stride) * elem;
+        for (size_t c = 0; c < (size_t)d * elem; c += 64) {
+            __builtin_prefetch(k + at + c, 0, 3);
+            __builtin_prefetch(v + at + c, 0, 3);
+        }
+    }
+}
+
+static void ikc_paged(const ikc_ops *ops, const float *q, int64_t rows, int64_t d, const float *k_cache,
+                      const float *v_cache, int64_t block_size, int64_t row_stride, int64_t head_offset,
+                      const int32_t *block_table, const int64_t *visible, float scale, float *out) {
+    const float alpha = scale * ikc_log2e;
+    float m[IKC_PAGED_MAX_ROWS], l[IKC_PAGED_MAX_ROWS];
+    const int64_t most = ikc_paged_begin(rows, d, visible, m, l, out);
     const int64_t blocks = (most + block_size - 1) / block_size;
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t base = ((int64_t)block_table[b] * block_size) * row_stride + head_offset;
         const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
-        if (b + 1 < blocks) {
-            // The next block lives anywhere: the hardware prefetchers cannot guess it, the block table can.
-            // Its rows of this head are d floats every row_stride floats, in K and in V.
-            const int64_t next = ((int64_t)block_table[b + 1] * block_size) * row_stride + head_offset;
-            const int64_t rows_next = most - (b + 1) * block_size < block_size ? most - (b + 1) * block_size : block_size;
-            for (int64_t j = 0; j < rows_next; j++) {
-                const float *kr = k_cache + next + j * row_stride, *vr = v_cache + next + j * row_stride;
-                for (int64_t c = 0; c < d; c += 16) {
-                    __builtin_prefetch(kr + c, 0, 3);
-                    __builtin_prefetch(vr + c, 0, 3);
-                }
-            }
-        }
+        // The next block lives anywhere: the hardware prefetchers cannot guess it, the block table can.
+        if (b + 1 < blocks)
+            ikc_prefetch_block(k_cache, v_cache, sizeof(float), ((int64_t)block_table[b + 1] * block_size) * row_stride + head_offset, b + 1,
+                               block_size, row_stride, d, most);
         for (int64_t j0 = 0; j0 < in_block; j0 += IKC_CHUNK) {
             const int kc = in_block - j0 < IKC_CHUNK ? (int)(in_block - j0) : IKC_CHUNK;
             ikc_chunk(ops, q, k_cache + base + j0 * row_stride, v_cache + base + j0 * row_stride, row_stride, rows, d, kc,
                       b * block_size + j0, visible, alpha, m, l, out);
         }
     }
-    for (int64_t r = 0; r < rows; r++) {
-        if (l[r] == 0) continue;  // a row that sees no key stays zero
-        const float inv = 1.0f / l[r];
-        float *o = out + r * d;
-        for (int64_t c = 0; c < d; c++) o[c] *= inv;
-    }
+    ikc_paged_finish(rows, d, l, out);
 }
 
 int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
@@ -642,6 +659,173 @@ int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, co
 #endif
     ikc_paged(ops, q, rows, d, k_cache, v_cache, block_size, row_stride, head_offset, block_table, visible, scale, out);
     return 0;
+}
+
+// MARK: - Half-precision K/V
+
+/// IEEE binary16 → binary32, exactly (subnormals, infinities and NaN included).
+static inline float ikc_half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {  // subnormal: normalise
+            int e = -1;
+            uint32_t m = man;
+            do { e++; m <<= 1; } while ((m & 0x400u) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((m & 0x3FFu) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// IEEE binary32 → binary16, rounding to nearest even (overflow to ±inf, NaN kept NaN).
+static inline uint16_t ikc_half_of(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t a = x & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return sign | (a > 0x7F800000u ? 0x7E00u : 0x7C00u);
+    if (a >= 0x477FF000u) return sign | 0x7C00u;  // rounds past 65504
+    if (a < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+        if (a < 0x33000000u) return sign;  // below half the smallest subnormal
+        const uint32_t e = a >> 23, m = (a & 0x7FFFFFu) | 0x800000u;
+        const uint32_t shift = 126 - e;  // 14 + (113 − e) − 1
+        uint32_t r = m >> shift;
+        const uint32_t rem = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (r & 1u))) r++;
+        return sign | (uint16_t)r;
+    }
+    uint32_t r = a - 0x38000000u;  // rebias 127 → 15 (exponent − 112)
+    const uint32_t rem = r & 0x1FFFu;
+    r >>= 13;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+    return sign | (uint16_t)r;
+}
+
+#if IKC_X86
+__attribute__((target("avx512f"))) static void ikc_h2f_avx512(const uint16_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    for (; i < n; i++) dst[i] = ikc_half_to_float(src[i]);
+}
+__attribute__((target("avx2,f16c"))) static void ikc_h2f_f16c(const uint16_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = ikc_half_to_float(src[i]);
+}
+__attribute__((target("avx512f"))) static void ikc_f2h_avx512(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = ikc_half_of(src[i]);
+}
+__attribute__((target("avx2,f16c"))) static void ikc_f2h_f16c(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = ikc_half_of(src[i]);
+}
+#endif
+
+/// Whether the CPU converts halves in hardware (F16C; every AVX2 CPU of this fleet has it). Cached.
+static int ikc_f16c(void) {
+#if IKC_X86
+    static int known = -1;
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("f16c") ? 1 : 0;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
+static void ikc_h2f(int isa, const uint16_t *src, float *dst, int64_t n) {
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) { ikc_h2f_avx512(src, dst, n); return; }
+    if (isa == IKC_ISA_AVX2 && ikc_f16c()) { ikc_h2f_f16c(src, dst, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = ikc_half_to_float(src[i]);
+}
+
+void ikc_float_to_half_isa(int isa, const float *src, uint16_t *dst, int64_t n) {
+    if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) { ikc_f2h_avx512(src, dst, n); return; }
+    if (isa == IKC_ISA_AVX2 && ikc_f16c()) { ikc_f2h_f16c(src, dst, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = ikc_half_of(src[i]);
+}
+
+void ikc_float_to_half(const float *src, uint16_t *dst, int64_t n) { ikc_float_to_half_isa(ikc_active_isa(), src, dst, n); }
+
+void ikc_half_to_float_array(const uint16_t *src, float *dst, int64_t n) { ikc_h2f(ikc_active_isa(), src, dst, n); }
+
+/// Keys converted per piece of a block (the converted K and V rows live on the stack).
+#define IKC_HALF_PIECE 16
+#define IKC_HALF_MAX_D 256
+
+static void ikc_paged_half(const ikc_ops *ops, int isa, const float *q, int64_t rows, int64_t d, const uint16_t *k_cache,
+                           const uint16_t *v_cache, int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset,
+                           const int32_t *block_table, const int64_t *visible, float scale, float *out) {
+    const float alpha = scale * ikc_log2e;
+    float m[IKC_PAGED_MAX_ROWS], l[IKC_PAGED_MAX_ROWS];
+    // Converted rows at a stride of d + 16 floats (not d: the F32 kernels prefetch far ahead of contiguous rows).
+    const int64_t ks = d + 16;
+    float kb[IKC_HALF_PIECE * (IKC_HALF_MAX_D + 16)] __attribute__((aligned(64)));
+    float vb[IKC_HALF_PIECE * (IKC_HALF_MAX_D + 16)] __attribute__((aligned(64)));
+    const int64_t most = ikc_paged_begin(rows, d, visible, m, l, out);
+    const int64_t blocks = (most + block_size - 1) / block_size;
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t base = (int64_t)block_table[b] * block_stride + head_offset;
+        const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
+        if (b + 1 < blocks)
+            ikc_prefetch_block(k_cache, v_cache, sizeof(uint16_t), (int64_t)block_table[b + 1] * block_stride + head_offset, b + 1, block_size, row_stride, d, most);
+        for (int64_t j0 = 0; j0 < in_block; j0 += IKC_HALF_PIECE) {
+            const int kc = in_block - j0 < IKC_HALF_PIECE ? (int)(in_block - j0) : IKC_HALF_PIECE;
+            for (int j = 0; j < kc; j++) {
+                ikc_h2f(isa, k_cache + base + (j0 + j) * row_stride, kb + j * ks, d);
+                ikc_h2f(isa, v_cache + base + (j0 + j) * row_stride, vb + j * ks, d);
+            }
+            ikc_chunk(ops, q, kb, vb, ks, rows, d, kc, b * block_size + j0, visible, alpha, m, l, out);
+        }
+    }
+    ikc_paged_finish(rows, d, l, out);
+}
+
+int ikc_paged_attention_half_isa(int isa, const float *q, int64_t rows, int64_t d, const uint16_t *k_cache,
+                                 const uint16_t *v_cache, int64_t block_size, int64_t block_stride, int64_t row_stride,
+                                 int64_t head_offset, const int32_t *block_table, const int64_t *visible, float scale, float *out) {
+    if (rows < 0 || rows > IKC_PAGED_MAX_ROWS || d <= 0 || d > IKC_HALF_MAX_D || block_size <= 0 || row_stride < d ||
+        block_stride < block_size * row_stride)
+        return -1;
+    if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
+    const ikc_ops *ops = &ikc_ops_scalar;
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
+    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
+#endif
+    ikc_paged_half(ops, isa, q, rows, d, k_cache, v_cache, block_size, block_stride, row_stride, head_offset, block_table, visible, scale, out);
+    return 0;
+}
+
+int ikc_paged_attention_half(const float *q, int64_t rows, int64_t d, const uint16_t *k_cache, const uint16_t *v_cache,
+                             int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset,
+                             const int32_t *block_table, const int64_t *visible, float scale, float *out) {
+    return ikc_paged_attention_half_isa(ikc_active_isa(), q, rows, d, k_cache, v_cache, block_size, block_stride, row_stride,
+                                        head_offset, block_table, visible, scale, out);
 }
 
 int ikc_paged_attention(const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,

@@ -109,6 +109,8 @@ public struct EngineConfiguration: Sendable {
     /// K/V capacity in tokens over all sequences (rounded up to whole blocks).
     public var kvCacheTokens: Int
     public var blockSize: Int
+    /// How K/V are stored: float16 (default, as llama.cpp and vLLM do) halves what attention reads per step.
+    public var kvPrecision: KVPrecision
     /// Longest prompt + output of one sequence; default the model's context.
     public var contextLength: Int?
     /// The scheduler's step limits (`max_num_seqs`, `max_num_batched_tokens`, chunked prefill).
@@ -128,7 +130,7 @@ public struct EngineConfiguration: Sendable {
     /// Label value of the `model_name` metric dimension.
     public var modelName: String
 
-    public init(threads: Int = 2, kvCacheTokens: Int = 16_384, blockSize: Int = 16, contextLength: Int? = nil,
+    public init(threads: Int = 2, kvCacheTokens: Int = 16_384, blockSize: Int = 16, kvPrecision: KVPrecision = .float16, contextLength: Int? = nil,
                 limits: SchedulerLimits = SchedulerLimits(maxNumSeqs: 64, maxBatchedTokens: 512),
                 policy: any BatchingPolicy = ContinuousBatchingPolicy(), enablePrefixCaching: Bool = true,
                 watermark: Double = 0.01, speculative: SpeculativeConfiguration? = nil,
@@ -136,6 +138,7 @@ public struct EngineConfiguration: Sendable {
         self.threads = threads
         self.kvCacheTokens = kvCacheTokens
         self.blockSize = blockSize
+        self.kvPrecision = kvPrecision
         self.contextLength = contextLength
         self.limits = limits
         self.policy = policy

@@ -67,7 +67,7 @@ public final class InferenceEngine: Sendable {
             throw EngineError(.invalidConfiguration, "\(error)")
         }
         let cache: KVCache
-        do { cache = try KVCache(configuration: model.configuration, blockCount: blocks, blockSize: c.blockSize) } catch {
+        do { cache = try KVCache(configuration: model.configuration, blockCount: blocks, blockSize: c.blockSize, precision: c.kvPrecision) } catch {
             throw EngineError(.invalidConfiguration, error.message)
         }
         self.model = model

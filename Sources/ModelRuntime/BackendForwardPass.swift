@@ -57,6 +57,9 @@ public final class BackendForwardPass<Backend: ComputeBackend> {
     }
 
     private func sequence(_ s: ForwardBatch.Sequence, batch: ForwardBatch, cache: inout KVCache) throws(ModelRuntimeError) -> [[Float]] {
+        guard cache.precision == .float32 else {
+            throw ModelRuntimeError(.invalidConfiguration, "the reference path keeps float32 K/V; create its KVCache with precision .float32")
+        }
         let c = model.configuration
         let t = s.tokenCount, h = c.hiddenSize, d = c.headDimension
         let ids = batch.tokens[s.tokenStart..<(s.tokenStart + t)].map { Int($0) }

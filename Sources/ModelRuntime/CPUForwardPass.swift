@@ -226,19 +226,43 @@ public final class CPUForwardPass {
                 }
             }
         }
-        cache.layers[l].withUnsafeMutableBuffers { keys, values in
-            let kb = keys.baseAddress!, vb = values.baseAddress!
-            for i in 0..<t {
-                let row = qkv + i * width
-                let s = slots[i] * kw
-                (kb + s).update(from: row + qw, count: kw)
-                (vb + s).update(from: row + qw + kw, count: kw)
+        if cache.precision == .float32 {
+            cache.layers[l].withUnsafeMutableBuffers { keys, values in
+                let kb = keys.baseAddress!, vb = values.baseAddress!
+                for i in 0..<t {
+                    let row = qkv + i * width
+                    let s = slots[i] * kw
+                    (kb + s).update(from: row + qw, count: kw)
+                    (vb + s).update(from: row + qw + kw, count: kw)
+                }
+            }
+        } else {
+            // Head-major blocks ([blocks, Hkv, blockSize, D]): each head's rows of a block are one contiguous run.
+            let bs = cache.blockSize, hkv = c.kvHeadCount
+            cache.halfLayers[l].withUnsafeMutableBuffers { keys, values in
+                for i in 0..<t {
+                    let row = qkv + i * width
+                    let block = slots[i] / bs, pos = slots[i] % bs
+                    for h in 0..<hkv {
+                        let dst = ((block * hkv + h) * bs + pos) * d
+                        ikc_float_to_half(row + qw + h * d, keys.baseAddress! + dst, Int64(d))
+                        ikc_float_to_half(row + qw + kw + h * d, values.baseAddress! + dst, Int64(d))
+                    }
+                }
             }
         }
         clock.lap(.ropeAndKVWrite, &profile)
 
-        cache.layers[l].withUnsafeBuffers { keys, values in
-            attention(batch: batch, qkv: qkv, width: width, keys: keys.baseAddress!, values: values.baseAddress!, blockSize: cache.blockSize, out: attn)
+        if cache.precision == .float32 {
+            cache.layers[l].withUnsafeBuffers { keys, values in
+                attention(batch: batch, qkv: qkv, width: width, keys: UnsafeRawPointer(keys.baseAddress!), values: UnsafeRawPointer(values.baseAddress!),
+                          half: false, blockSize: cache.blockSize, out: attn)
+            }
+        } else {
+            cache.halfLayers[l].withUnsafeBuffers { keys, values in
+                attention(batch: batch, qkv: qkv, width: width, keys: UnsafeRawPointer(keys.baseAddress!), values: UnsafeRawPointer(values.baseAddress!),
+                          half: true, blockSize: cache.blockSize, out: attn)
+            }
         }
         clock.lap(.attention, &profile)
 
@@ -281,8 +305,8 @@ public final class CPUForwardPass {
 
     // MARK: Attention
 
-    private func attention(batch: ForwardBatch, qkv: UnsafeMutablePointer<Float>, width: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                           blockSize: Int, out: UnsafeMutablePointer<Float>) {
+    private func attention(batch: ForwardBatch, qkv: UnsafeMutablePointer<Float>, width: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer,
+                           half: Bool, blockSize: Int, out: UnsafeMutablePointer<Float>) {
         let c = model.configuration
         batch.positions.withUnsafeBufferPointer { pos in
             batch.blockTables.withUnsafeBufferPointer { tables in
@@ -293,7 +317,7 @@ public final class CPUForwardPass {
                     for item in it { work += (item.tokenEnd - item.tokenBegin) * Int(pos[item.tokenEnd - 1] + 1) }
                     work *= c.groupSize
                     var job = AttentionJob(
-                        qkv: qkv, width: width, out: out, outWidth: c.queryWidth, keys: keys, values: values,
+                        qkv: qkv, width: width, out: out, outWidth: c.queryWidth, keys: keys, values: values, half: half,
                         items: it.baseAddress!, itemCount: it.count, positions: pos.baseAddress!, tables: tables.baseAddress!,
                         scratch: scratch.attentionScratch.baseAddress!, scratchPerPart: scratch.attentionScratchPerPart,
                         visible: scratch.visible.baseAddress!, group: c.groupSize, headDim: c.headDimension, kvHeads: c.kvHeadCount,
@@ -322,8 +346,10 @@ struct AttentionJob {
     var width: Int
     var out: UnsafeMutablePointer<Float>
     var outWidth: Int
-    var keys: UnsafePointer<Float>
-    var values: UnsafePointer<Float>
+    /// K and V: Float, or IEEE binary16 bit patterns when `half`.
+    var keys: UnsafeRawPointer
+    var values: UnsafeRawPointer
+    var half: Bool
     var items: UnsafePointer<AttentionItem>
     var itemCount: Int
     var positions: UnsafePointer<Int32>
@@ -355,8 +381,15 @@ private let attentionPart: @convention(c) (UnsafeMutableRawPointer?, Int32, Int3
             for r in 0..<g { visible[rows + r] = Int64(job.positions[t]) + 1 }
             rows += g
         }
-        _ = ikc_paged_attention(qBuf, Int64(rows), Int64(d), job.keys, job.values, Int64(job.blockSize), Int64(job.kvHeads * d),
-                                Int64(item.kvHead * d), job.tables + item.blockTableStart, visible, job.scale, oBuf)
+        if job.half {
+            let bs = job.blockSize
+            _ = ikc_paged_attention_half(qBuf, Int64(rows), Int64(d), job.keys.assumingMemoryBound(to: UInt16.self), job.values.assumingMemoryBound(to: UInt16.self),
+                                         Int64(bs), Int64(job.kvHeads * bs * d), Int64(d), Int64(item.kvHead * bs * d),
+                                         job.tables + item.blockTableStart, visible, job.scale, oBuf)
+        } else {
+            _ = ikc_paged_attention(qBuf, Int64(rows), Int64(d), job.keys.assumingMemoryBound(to: Float.self), job.values.assumingMemoryBound(to: Float.self),
+                                    Int64(job.blockSize), Int64(job.kvHeads * d), Int64(item.kvHead * d), job.tables + item.blockTableStart, visible, job.scale, oBuf)
+        }
         rows = 0
         for t in item.tokenBegin..<item.tokenEnd {
             (job.out + t * job.outWidth + item.kvHead * g * d).update(from: oBuf + rows * d, count: g * d)

@@ -1,3 +1,4 @@
+import Foundation
 import KVPaging
 
 /// One step's input to the forward pass: the new tokens of many sequences, concatenated (the vLLM
@@ -116,33 +117,63 @@ public struct ForwardBatch: Sendable {
     }
 }
 
-/// The paged K/V of every layer: one ``PagedKVStorage`` (`[blocks, blockSize, Hkv, D]` K and V) per layer.
+/// How the K/V cache stores its values.
+public enum KVPrecision: String, Sendable, Hashable, Codable, CaseIterable {
+    /// IEEE binary32: exact, twice the bytes (what the reference path needs).
+    case float32
+    /// IEEE binary16 (llama.cpp's and vLLM's default): half the bytes a decode step streams through
+    /// attention; values round to 11 significant bits.
+    case float16
+
+    var bytes: Int { self == .float32 ? 4 : 2 }
+}
+
+/// The paged K/V of every layer, `[blocks, blockSize, Hkv, D]` K and V per layer.
 ///
 /// The cache only stores; which blocks belong to which sequence is the caller's (a
 /// `KVBlockManager`'s) business, passed to the forward pass as block tables.
 public struct KVCache: Sendable {
     public let blockSize: Int
     public let blockCount: Int
-    var layers: [PagedKVStorage]
+    public let precision: KVPrecision
+    /// Float32 storage, one per layer (empty for `.float16`).
+    var layers: [PagedKVStorage] = []
+    /// Float16 storage, one per layer (empty for `.float32`).
+    var halfLayers: [HalfKVStorage] = []
 
     /// Storage of `blockCount` blocks of `blockSize` positions for `configuration`'s layers.
-    public init(configuration: ModelConfiguration, blockCount: Int, blockSize: Int = 16) throws(ModelRuntimeError) {
+    public init(configuration: ModelConfiguration, blockCount: Int, blockSize: Int = 16, precision: KVPrecision = .float32) throws(ModelRuntimeError) {
         guard blockCount > 0, blockSize > 0, blockSize <= 1024 else {
             throw ModelRuntimeError(.invalidConfiguration, "KV cache: \(blockCount) blocks of \(blockSize) positions; both must be positive (block size ≤ 1024)")
         }
-        let bytes = Double(blockCount) * Double(blockSize) * Double(configuration.kvBytesPerToken)
+        let bytes = Double(blockCount) * Double(blockSize) * Double(configuration.kvBytesPerToken / 4 * precision.bytes)
         guard bytes <= Double(KVCache.maximumBytes) else {
             throw ModelRuntimeError(.outOfMemory,
                 "KV cache of \(blockCount) × \(blockSize) positions needs \(Int(bytes / 1_048_576)) MiB, over the \(KVCache.maximumBytes >> 30) GiB limit; use fewer blocks")
         }
+        if precision == .float16 && configuration.headDimension > 256 {
+            throw ModelRuntimeError(.invalidConfiguration, "a float16 KV cache handles head dimensions up to 256, and this model's is \(configuration.headDimension); use precision float32")
+        }
         self.blockSize = blockSize
         self.blockCount = blockCount
-        do {
-            layers = try (0..<configuration.layerCount).map { _ in
-                try PagedKVStorage(numBlocks: blockCount, blockSize: blockSize, kvHeads: configuration.kvHeadCount, headDim: configuration.headDimension)
+        self.precision = precision
+        let elements = blockCount * blockSize * configuration.kvHeadCount * configuration.headDimension
+        switch precision {
+        case .float32:
+            do {
+                layers = try (0..<configuration.layerCount).map { _ in
+                    try PagedKVStorage(numBlocks: blockCount, blockSize: blockSize, kvHeads: configuration.kvHeadCount, headDim: configuration.headDimension)
+                }
+            } catch {
+                throw ModelRuntimeError(.outOfMemory, "cannot allocate the KV cache", underlying: "\(error)")
             }
-        } catch {
-            throw ModelRuntimeError(.outOfMemory, "cannot allocate the KV cache", underlying: "\(error)")
+        case .float16:
+            for _ in 0..<configuration.layerCount {
+                guard let layer = HalfKVStorage(elements: elements, blockElements: blockSize * configuration.kvHeadCount * configuration.headDimension) else {
+                    throw ModelRuntimeError(.outOfMemory, "cannot allocate the float16 KV cache (\(2 * elements * 2 * configuration.layerCount >> 20) MiB); use fewer blocks")
+                }
+                halfLayers.append(layer)
+            }
         }
     }
 
@@ -153,17 +184,109 @@ public struct KVCache: Sendable {
     public var capacity: Int { blockSize * blockCount }
 
     /// Bytes of K and V held.
-    public var bytes: Int { layers.reduce(0) { $0 + 2 * $1.numBlocks * $1.blockElements * 4 } }
+    public var bytes: Int {
+        layers.reduce(0) { $0 + 2 * $1.numBlocks * $1.blockElements * 4 } + halfLayers.reduce(0) { $0 + 2 * $1.count * 2 }
+    }
 
-    /// Layer `layer`'s storage (K and V `[blocks, blockSize, Hkv, D]`).
-    public func storage(layer: Int) -> PagedKVStorage { layers[layer] }
+    /// Layer `layer`'s float32 storage (K and V `[blocks, blockSize, Hkv, D]`); `nil` for a float16 cache.
+    public func storage(layer: Int) -> PagedKVStorage? { precision == .float32 ? layers[layer] : nil }
 
     /// Copies whole blocks in every layer (copy-on-write of a forked sequence).
     public mutating func copyBlocks(_ copies: [BlockCopy]) throws(ModelRuntimeError) {
+        for c in copies where c.source < 0 || c.source >= blockCount || c.destination < 0 || c.destination >= blockCount {
+            throw ModelRuntimeError(.invalidBatch, "cannot copy KV block \(c.source) → \(c.destination): the cache has blocks 0..<\(blockCount)")
+        }
         do {
             for l in layers.indices { try layers[l].copyBlocks(copies) }
         } catch {
             throw ModelRuntimeError(.invalidBatch, "cannot copy KV blocks \(copies)", underlying: "\(error)")
+        }
+        for l in halfLayers.indices { halfLayers[l].copyBlocks(copies) }
+    }
+}
+
+/// One layer's float16 K and V (`[blocks, Hkv, blockSize, D]` IEEE binary16 bit patterns: head-major
+/// within a block, so attention reads each head's rows of a block as one contiguous run), in memory
+/// aligned to 2 MiB and advised as huge pages: a decode step touches every sequence's blocks, and with
+/// 4 KiB pages most of those touches were TLB misses.
+struct HalfKVStorage: @unchecked Sendable {
+    /// `@unchecked Sendable`: the buffer is written only through `mutating` methods, which copy it
+    /// first when it is shared (value semantics, as an array's).
+    final class Buffer {
+        let keys: UnsafeMutablePointer<UInt16>
+        let values: UnsafeMutablePointer<UInt16>
+        let count: Int
+
+        init?(count: Int) {
+            guard let k = Buffer.allocate(count) else { return nil }
+            guard let v = Buffer.allocate(count) else { free(k); return nil }
+            self.count = count
+            keys = k
+            values = v
+        }
+
+        static func allocate(_ count: Int) -> UnsafeMutablePointer<UInt16>? {
+            let huge = 2 << 20
+            let bytes = max(64, count * 2)
+            let big = bytes >= huge
+            let size = big ? (bytes + huge - 1) / huge * huge : bytes
+            var raw: UnsafeMutableRawPointer?
+            guard posix_memalign(&raw, big ? huge : 64, size) == 0, let r = raw else { return nil }
+            #if os(Linux)
+            if big { _ = madvise(r, size, 14) }  // MADV_HUGEPAGE
+            #endif
+            memset(r, 0, size)
+            return r.bindMemory(to: UInt16.self, capacity: count)
+        }
+
+        func copy() -> Buffer {
+            // A copy of a cache value that is then written: the rare path; allocation failure here has no error channel.
+            guard let b = Buffer(count: count) else { fatalError("out of memory copying a \(count * 4)-byte float16 KV layer") }
+            b.keys.update(from: keys, count: count)
+            b.values.update(from: values, count: count)
+            return b
+        }
+
+        deinit {
+            free(keys)
+            free(values)
+        }
+    }
+
+    private var buffer: Buffer
+    let blockElements: Int
+    var count: Int { buffer.count }
+
+    init?(elements: Int, blockElements: Int) {
+        guard let b = Buffer(count: elements) else { return nil }
+        buffer = b
+        self.blockElements = blockElements
+    }
+
+    private mutating func unique() {
+        if !isKnownUniquelyReferenced(&buffer) { buffer = buffer.copy() }
+    }
+
+    mutating func withUnsafeMutableBuffers<R>(_ body: (UnsafeMutableBufferPointer<UInt16>, UnsafeMutableBufferPointer<UInt16>) -> R) -> R {
+        unique()
+        return withExtendedLifetime(buffer) {
+            body(UnsafeMutableBufferPointer(start: buffer.keys, count: buffer.count), UnsafeMutableBufferPointer(start: buffer.values, count: buffer.count))
+        }
+    }
+
+    func withUnsafeBuffers<R>(_ body: (UnsafeBufferPointer<UInt16>, UnsafeBufferPointer<UInt16>) -> R) -> R {
+        withExtendedLifetime(buffer) {
+            body(UnsafeBufferPointer(start: buffer.keys, count: buffer.count), UnsafeBufferPointer(start: buffer.values, count: buffer.count))
+        }
+    }
+
+    mutating func copyBlocks(_ copies: [BlockCopy]) {
+        let n = blockElements
+        withUnsafeMutableBuffers { k, v in
+            for c in copies where c.source != c.destination {
+                (k.baseAddress! + c.destination * n).update(from: k.baseAddress! + c.source * n, count: n)
+                (v.baseAddress! + c.destination * n).update(from: v.baseAddress! + c.source * n, count: n)
+            }
         }
     }
 }

@@ -155,13 +155,14 @@ public final class TextGenerator {
 
     /// - Parameters:
     ///   - contextLimit: longest prompt + output (default: the model's context, capped at 4096 to bound the cache).
-    public init(model: LlamaModel, threads: Int = HostCPU.activeProcessorCount, contextLimit: Int? = nil, blockSize: Int = 16) throws(ModelRuntimeError) {
+    public init(model: LlamaModel, threads: Int = HostCPU.activeProcessorCount, contextLimit: Int? = nil, blockSize: Int = 16,
+                kvPrecision: KVPrecision = .float32) throws(ModelRuntimeError) {
         self.model = model
         forward = CPUForwardPass(model: model, threads: threads)
         let limit = min(contextLimit ?? min(model.configuration.contextLength, 4096), model.configuration.contextLength)
         guard limit >= 1 else { throw ModelRuntimeError(.invalidConfiguration, "context limit \(limit) must be at least 1") }
         self.contextLimit = limit
-        cache = try KVCache(configuration: model.configuration, blockCount: (limit + blockSize - 1) / blockSize, blockSize: blockSize)
+        cache = try KVCache(configuration: model.configuration, blockCount: (limit + blockSize - 1) / blockSize, blockSize: blockSize, precision: kvPrecision)
     }
 
     /// Tokenizes `prompt` (with BOS if the model adds one) and generates.

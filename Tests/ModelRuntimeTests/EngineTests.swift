@@ -1,3 +1,4 @@
+import CInferenceKitCPUKernels
 import Foundation
 import KVPaging
 import Scheduling
@@ -28,10 +29,11 @@ func collect(_ stream: GenerationStream, samples: Int = 1) async throws -> Colle
     return c
 }
 
-/// The oracle for "batched = alone": the single-sequence generator (contiguous blocks, no scheduler).
-func alone(_ model: LlamaModel, _ prompt: [Int], _ parameters: GenerationParameters) async throws -> [Int] {
+/// The oracle for "batched = alone": the single-sequence generator (contiguous blocks, no scheduler),
+/// with the engine's default float16 K/V.
+func alone(_ model: LlamaModel, _ prompt: [Int], _ parameters: GenerationParameters, precision: KVPrecision = .float16) async throws -> [Int] {
     try await offCooperativePool {
-        let g = try TextGenerator(model: model, threads: 2, contextLimit: min(model.configuration.contextLength, 1024))
+        let g = try TextGenerator(model: model, threads: 2, contextLimit: min(model.configuration.contextLength, 1024), kvPrecision: precision)
         return try g.generate(promptTokens: prompt, parameters: parameters).tokens
     }
 }
@@ -245,8 +247,9 @@ struct TinyEngineTests {
 
 @Suite("Engine on SmolLM2-135M-Instruct Q4_1", .enabled(if: TestModels.shouldRun, "\(TestModels.smolLM2) is absent; \(TestModels.fetchHint)"), .serialized)
 struct RealEngineTests {
-    @Test("the forward pass is batch-invariant: a prompt's logits are bit-identical whole, cut anywhere, or beside another sequence")
-    func batchInvariance() async throws {
+    @Test("the forward pass is batch-invariant: a prompt's logits are bit-identical whole, cut anywhere, or beside another sequence",
+          arguments: KVPrecision.allCases)
+    func batchInvariance(precision: KVPrecision) async throws {
         let model = try await TestModels.smol()
         let prompt = try model.chatPrompt([.init(role: "user", content: "Write 3 sentences about quantum computers, please, please.")])
         let other = try model.chatPrompt([.init(role: "user", content: "Name a colour.")])
@@ -255,7 +258,7 @@ struct RealEngineTests {
             let fp = CPUForwardPass(model: model, threads: 2)
             // cuts: where the prompt is split into chunks; beside: run each chunk in a batch after another sequence's chunk.
             func run(_ cuts: [Int], beside: Bool) throws -> [Float] {
-                var cache = try KVCache(configuration: model.configuration, blockCount: 32, blockSize: 16)
+                var cache = try KVCache(configuration: model.configuration, blockCount: 32, blockSize: 16, precision: precision)
                 var logits = Logits()
                 var b = ForwardBatch()
                 var start = 0
@@ -382,5 +385,115 @@ struct SpeculationUnitTests {
         #expect(p.propose([1, 1], limit: 3, into: &d) == 0, "shorter than the minimum match plus one")
         d = []
         #expect(p.propose([4, 4, 4], limit: 3, into: &d) == 1 && d == [4], "a draft never runs past the context")
+    }
+}
+
+@Suite("Float16 K/V")
+struct HalfKVTests {
+    @Test("binary16 conversions agree with Swift's Float16 on every half and on random floats, each ISA")
+    func conversions() {
+        var halves = [UInt16](0...UInt16.max)
+        var floats = [Float](repeating: 0, count: halves.count)
+        ikc_half_to_float_array(&halves, &floats, Int64(halves.count))
+        var mismatches = 0
+        for (h, f) in zip(halves, floats) {
+            let expected = Float(Float16(bitPattern: h))
+            if !(expected == f || (expected.isNaN && f.isNaN)) { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+        var rng = SplitMix64(seed: 3)
+        var src: [Float] = (0..<20_011).map { i in
+            switch i % 5 {
+            case 0: return Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))  // any bit pattern, NaN/Inf included
+            case 1: return (rng.nextUnitFloat() - 0.5) * 1e-5  // subnormal halves
+            case 2: return (rng.nextUnitFloat() - 0.5) * 140_000  // around the overflow
+            default: return (rng.nextUnitFloat() - 0.5) * 8
+            }
+        }
+        src += [65504, 65519.99, 65520, -65520, 5.9604645e-8, 2.9802322e-8, 2.9802326e-8, 0, -0.0]
+        for isa in [IKC_ISA_SCALAR, IKC_ISA_AVX2, IKC_ISA_AVX512] where isa <= ikc_detected_isa() {
+            var out = [UInt16](repeating: 0, count: src.count)
+            ikc_float_to_half_isa(Int32(isa), &src, &out, Int64(src.count))
+            var bad = 0
+            for (x, h) in zip(src, out) {
+                let e = Float16(x)
+                if !(e.bitPattern == h || (e.isNaN && Float16(bitPattern: h).isNaN)) { bad += 1 }
+            }
+            #expect(bad == 0, "ISA \(isa): \(bad) conversions differ from Float16(x)")
+        }
+    }
+
+    @Test("paged attention over float16 K/V equals the float32 kernel on the same values, each ISA, odd sizes", arguments: [16, 32])
+    func attention(blockSize: Int) {
+        var rng = SplitMix64(seed: UInt64(blockSize))
+        for (rows, d, kvHeads, length) in [(3, 64, 3, 77), (5, 40, 2, 33), (1, 128, 1, 200), (7, 24, 4, 16)] {
+            let blocks = (length + blockSize - 1) / blockSize + 2
+            let stride = kvHeads * d
+            let count = blocks * blockSize * stride
+            let k = (0..<count).map { _ in Float(Float16((rng.nextUnitFloat() - 0.5) * 4)) }
+            let v = (0..<count).map { _ in Float(Float16((rng.nextUnitFloat() - 0.5) * 4)) }
+            var kh = [UInt16](repeating: 0, count: count), vh = kh
+            var kk = k, vv = v
+            ikc_float_to_half(&kk, &kh, Int64(count))
+            ikc_float_to_half(&vv, &vh, Int64(count))
+            // The same halves head-major: element (block, head, pos, c) at ((block·Hkv + head)·blockSize + pos)·d + c.
+            var khm = [UInt16](repeating: 0, count: count), vhm = khm
+            for blk in 0..<blocks { for pos in 0..<blockSize { for h in 0..<kvHeads { for c in 0..<d {
+                let from = (blk * blockSize + pos) * stride + h * d + c, to = ((blk * kvHeads + h) * blockSize + pos) * d + c
+                khm[to] = kh[from]
+                vhm[to] = vh[from]
+            } } } }
+            let q = (0..<(rows * d)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let table: [Int32] = Array((0..<Int32(blocks)).reversed())
+            let visible: [Int64] = (0..<rows).map { Int64(length - rows + 1 + $0) }
+            for isa in [IKC_ISA_SCALAR, IKC_ISA_AVX2, IKC_ISA_AVX512] where isa <= ikc_detected_isa() {
+                for head in 0..<kvHeads {
+                    var a = [Float](repeating: 0, count: rows * d), b = a
+                    _ = ikc_paged_attention_isa(Int32(isa), q, Int64(rows), Int64(d), k, v, Int64(blockSize), Int64(stride), Int64(head * d), table, visible, 0.125, &a)
+                    _ = ikc_paged_attention_half_isa(Int32(isa), q, Int64(rows), Int64(d), kh, vh, Int64(blockSize), Int64(blockSize * stride), Int64(stride),
+                                                     Int64(head * d), table, visible, 0.125, &b)
+                    // The same values head-major ([blocks, Hkv, blockSize, D]) give the same bits.
+                    var c = [Float](repeating: 0, count: rows * d)
+                    _ = ikc_paged_attention_half_isa(Int32(isa), q, Int64(rows), Int64(d), khm, vhm, Int64(blockSize), Int64(blockSize * stride), Int64(d),
+                                                     Int64(head * blockSize * d), table, visible, 0.125, &c)
+                    #expect(b == c, "isa \(isa): head-major and token-major layouts disagree")
+                    let err = zip(a, b).map { abs($0 - $1) }.max()!
+                    if blockSize <= 16 {
+                        #expect(a == b, "isa \(isa) rows \(rows) d \(d): the same 16-key chunks must give the same bits (max |Δ| \(err))")
+                    } else {
+                        #expect(err < 1e-5, "isa \(isa) rows \(rows) d \(d): max |Δ| \(err)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("float16 K/V keeps the fast path near float32 (F32 weights) and within the quantized path's stated tolerance of the reference")
+    func forwardClose() throws {
+        let prompt = [5, 17, 33, 2, 60, 61, 62, 9, 10, 11, 44]
+        var b = ForwardBatch()
+        b.append(tokens: prompt, startPosition: 0, blockTable: [2, 0], logits: .all)
+        for (spec, bound) in [
+            (TinyModelSpec(hidden: 64, heads: 4, kvHeads: 2, ffn: 160, layers: 2, vocab: 96, projectionType: .f32, embeddingType: .f32, seed: 7), Float(5e-3)),
+            (TinyModelSpec(hidden: 64, heads: 4, kvHeads: 2, ffn: 160, layers: 2, vocab: 96, projectionType: .q8_0, embeddingType: .q8_0, seed: 7), Float(0.06)),
+        ] {
+            let model = try spec.build()
+            var logits32 = Logits(), logits16 = Logits()
+            let fp = CPUForwardPass(model: model, threads: 2)
+            var c32 = try KVCache(configuration: model.configuration, blockCount: 4, blockSize: 8)
+            var c16 = try KVCache(configuration: model.configuration, blockCount: 4, blockSize: 8, precision: .float16)
+            try fp.run(b, cache: &c32, logits: &logits32)
+            try fp.run(b, cache: &c16, logits: &logits16)
+            // F32 weights: against the float32-K/V fast path (only K/V rounding differs). Quantized: against the reference path.
+            var cr = try KVCache(configuration: model.configuration, blockCount: 4, blockSize: 8)
+            let reference = try BackendForwardPass(model: model, backend: ReferenceBackend()).run(b, cache: &cr)
+            for r in 0..<prompt.count {
+                let e = spec.projectionType == .f32 ? LogitCheck.relativeError(logits16.row(r), logits32.row(r))
+                                                    : LogitCheck.relativeError(logits16.row(r), reference[r])
+                #expect(e <= bound, "\(spec) row \(r): relative error \(e)")
+            }
+            #expect(c16.bytes * 2 == c32.bytes)
+            #expect(throws: ModelRuntimeError.self) { _ = try BackendForwardPass(model: model, backend: ReferenceBackend()).run(b, cache: &c16) }
+        }
     }
 }

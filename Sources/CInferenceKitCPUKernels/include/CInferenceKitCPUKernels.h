@@ -64,6 +64,26 @@ int ikc_paged_attention(const float *q, int64_t rows, int64_t d, const float *k_
                         int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
                         const int64_t *visible, float scale, float *out);
 
+/// Paged attention over half-precision (IEEE binary16) K and V. Row j of logical block b of the head
+/// starts at element block_table[b]·block_stride + head_offset + j·row_stride: block_stride =
+/// block_size·row_stride for the token-major layout of ikc_paged_attention ([blocks, block_size, Hkv, D]),
+/// or Hkv·block_size·D with row_stride = D and head_offset = h·block_size·D for the head-major layout
+/// ([blocks, Hkv, block_size, D], one contiguous run per head and block). Each piece of 16 keys is
+/// converted to float (F16C / AVX-512 when present) and run through the float kernels, so a row's result
+/// does not depend on the other rows. Returns −1 (nothing written) also when d > 256 or block_stride is
+/// smaller than block_size·row_stride.
+int ikc_paged_attention_half(const float *q, int64_t rows, int64_t d, const uint16_t *k_cache, const uint16_t *v_cache,
+                             int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset,
+                             const int32_t *block_table, const int64_t *visible, float scale, float *out);
+int ikc_paged_attention_half_isa(int isa, const float *q, int64_t rows, int64_t d, const uint16_t *k_cache,
+                                 const uint16_t *v_cache, int64_t block_size, int64_t block_stride, int64_t row_stride,
+                                 int64_t head_offset, const int32_t *block_table, const int64_t *visible, float scale, float *out);
+
+/// binary32 → binary16 with round-to-nearest-even (K/V writes), and back.
+void ikc_float_to_half(const float *src, uint16_t *dst, int64_t n);
+void ikc_float_to_half_isa(int isa, const float *src, uint16_t *dst, int64_t n);
+void ikc_half_to_float_array(const uint16_t *src, float *dst, int64_t n);
+
 /// Same, with an explicit path (clamped to what the CPU supports).
 int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, const float *k_cache, const float *v_cache,
                             int64_t block_size, int64_t row_stride, int64_t head_offset, const int32_t *block_table,
