@@ -618,8 +618,9 @@ static void ikc_prefetch_block(const void *k_cache, const void *v_cache, size_t 
     for (int64_t j = 0; j < rows; j++) {
         const size_t at = (size_t)(first + j * row_stride) * elem;
         for (size_t c = 0; c < (size_t)d * elem; c += 64) {
-            __builtin_prefetch(k + at + c, 0, 3);
-            __builtin_prefetch(v + at + c, 0, 3);
+            // Into L2 (T1): an L1 prefetch of a whole block's lines would wait for free L1 miss buffers.
+            __builtin_prefetch(k + at + c, 0, 2);
+            __builtin_prefetch(v + at + c, 0, 2);
         }
     }
 }
@@ -791,8 +792,10 @@ static void ikc_paged_half(const ikc_ops *ops, int isa, const float *q, int64_t 
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t base = (int64_t)block_table[b] * block_stride + head_offset;
         const int64_t in_block = most - b * block_size < block_size ? most - b * block_size : block_size;
-        if (b + 1 < blocks)
-            ikc_prefetch_block(k_cache, v_cache, sizeof(uint16_t), (int64_t)block_table[b + 1] * block_stride + head_offset, b + 1, block_size, row_stride, d, most);
+        if (b == 0 && blocks > 1)
+            ikc_prefetch_block(k_cache, v_cache, sizeof(uint16_t), (int64_t)block_table[1] * block_stride + head_offset, 1, block_size, row_stride, d, most);
+        if (b + 2 < blocks)
+            ikc_prefetch_block(k_cache, v_cache, sizeof(uint16_t), (int64_t)block_table[b + 2] * block_stride + head_offset, b + 2, block_size, row_stride, d, most);
         for (int64_t j0 = 0; j0 < in_block; j0 += IKC_HALF_PIECE) {
             const int kc = in_block - j0 < IKC_HALF_PIECE ? (int)(in_block - j0) : IKC_HALF_PIECE;
             for (int j = 0; j < kc; j++) {

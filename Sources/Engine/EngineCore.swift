@@ -115,10 +115,11 @@ final class EngineCore: @unchecked Sendable {
         var drainDeadline: UInt64?
         while true {
             let (submissions, cancels, shutdown) = inbox.take()
+            // Submissions first: a stream cancelled right after `generate` has both in the same batch.
+            for s in submissions { admit(s) }
             for id in cancels {
                 if let g = groups[id] { end(g, error: CancellationError(), cancelled: true) }
             }
-            for s in submissions { admit(s) }
             if let shutdown {
                 switch shutdown {
                 case .cancel:

@@ -371,7 +371,11 @@ private let attentionPart: @convention(c) (UnsafeMutableRawPointer?, Int32, Int3
     let qBuf = job.scratch + Int(part) * job.scratchPerPart
     let oBuf = qBuf + 64 * d
     let visible = job.visible + Int(part) * 64
-    var i = Int(part)
+    // Items come in runs of one per KV head (same sequence and query tile); a part takes whole runs,
+    // round-robin, so one thread walks all heads of a sequence's blocks while their pages are warm.
+    let run = job.kvHeads
+    var i = Int(part) * run
+    var inRun = 0
     while i < job.itemCount {
         let item = job.items[i]
         var rows = 0
@@ -395,7 +399,13 @@ private let attentionPart: @convention(c) (UnsafeMutableRawPointer?, Int32, Int3
             (job.out + t * job.outWidth + item.kvHead * g * d).update(from: oBuf + rows * d, count: g * d)
             rows += g
         }
-        i += Int(parts)
+        inRun += 1
+        if inRun == run {
+            inRun = 0
+            i += (Int(parts) - 1) * run + 1
+        } else {
+            i += 1
+        }
     }
 }
 
