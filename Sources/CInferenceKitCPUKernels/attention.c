@@ -483,6 +483,16 @@ static const ikc_ops ikc_ops_avx2 = {ikc_scores_avx2, ikc_softmax_avx2, ikc_accu
 
 #endif  // IKC_X86
 
+/// The kernels of a path (already clamped to what the CPU supports).
+static const ikc_ops *ikc_ops_for(int isa) {
+#if IKC_X86
+    if (isa == IKC_ISA_AVX512) return &ikc_ops_avx512;
+    if (isa == IKC_ISA_AVX2) return &ikc_ops_avx2;
+#endif
+    (void)isa;
+    return &ikc_ops_scalar;
+}
+
 // MARK: - Driver
 
 /// One chunk of `kc` keys (key j at kc_k + j·ks, absolute position first + j) for every row: scores, the
@@ -547,11 +557,7 @@ void ikc_attention_partial_isa(int isa, const float *q, const float *k, const fl
                                int64_t key_begin, int64_t key_end, const int64_t *visible, float scale, float *m,
                                float *l, float *acc) {
     if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
-    const ikc_ops *ops = &ikc_ops_scalar;
-#if IKC_X86
-    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
-    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
-#endif
+    const ikc_ops *ops = ikc_ops_for(isa);
     ikc_partial(ops, q, k, v, rows, d, key_begin, key_end, visible, scale, m, l, acc);
 }
 
@@ -653,11 +659,7 @@ int ikc_paged_attention_isa(int isa, const float *q, int64_t rows, int64_t d, co
                             const int64_t *visible, float scale, float *out) {
     if (rows < 0 || rows > IKC_PAGED_MAX_ROWS || d <= 0 || block_size <= 0 || row_stride < d) return -1;
     if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
-    const ikc_ops *ops = &ikc_ops_scalar;
-#if IKC_X86
-    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
-    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
-#endif
+    const ikc_ops *ops = ikc_ops_for(isa);
     ikc_paged(ops, q, rows, d, k_cache, v_cache, block_size, row_stride, head_offset, block_table, visible, scale, out);
     return 0;
 }
@@ -815,11 +817,7 @@ int ikc_paged_attention_half_isa(int isa, const float *q, int64_t rows, int64_t 
         block_stride < block_size * row_stride)
         return -1;
     if (isa > ikc_detected_isa()) isa = ikc_detected_isa();
-    const ikc_ops *ops = &ikc_ops_scalar;
-#if IKC_X86
-    if (isa == IKC_ISA_AVX512) ops = &ikc_ops_avx512;
-    else if (isa == IKC_ISA_AVX2) ops = &ikc_ops_avx2;
-#endif
+    const ikc_ops *ops = ikc_ops_for(isa);
     ikc_paged_half(ops, isa, q, rows, d, k_cache, v_cache, block_size, block_stride, row_stride, head_offset, block_table, visible, scale, out);
     return 0;
 }

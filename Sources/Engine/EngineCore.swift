@@ -29,6 +29,8 @@ final class RequestGroup {
 final class LiveSequence {
     let group: RequestGroup
     let sample: Int
+    /// Its scheduler slot (set at admission, or when a fork gives it one).
+    var slot = -1
     var sampler: Sampler
     var decoder: StreamingDecoder
     var stopper: StopMatcher
@@ -192,7 +194,9 @@ final class EngineCore: @unchecked Sendable {
         }
         groups[group.id] = group
         group.slots.insert(slot)
-        live[slot] = LiveSequence(group: group, sample: 0, tokenizer: tk)
+        let seq = LiveSequence(group: group, sample: 0, tokenizer: tk)
+        seq.slot = slot
+        live[slot] = seq
         stats.promptTokens += r.promptTokens.count
         metrics.promptTokens.increment(by: r.promptTokens.count)
     }
@@ -322,15 +326,16 @@ final class EngineCore: @unchecked Sendable {
             request.id = nextRequestID
             guard let slot = state.fork(f.parent, as: request, lastToken: f.token) else {
                 // Unreachable while the parent is decoding; end the sample rather than lose it.
-                finishSample(f.child, .length)
+                finishSample(f.child, .length, flush: true)
                 closeIfDone(f.child.group)
                 continue
             }
             parent.group.slots.insert(slot)
+            f.child.slot = slot
             live[slot] = f.child
             if deliver(f.token, logprob: f.logprob, top: f.top, to: f.child, at: stepEnd) {
                 state.abort(slot)
-                retireSample(slot, aborted: true)
+                retireSample(slot)
             }
         }
         for slot in parents {
@@ -338,7 +343,7 @@ final class EngineCore: @unchecked Sendable {
             parent.pendingSamples = 0
             if parent.finishAfterForking {
                 state.abort(slot)
-                retireSample(slot, aborted: true)
+                retireSample(slot)
             }
         }
         publish()
@@ -357,29 +362,28 @@ final class EngineCore: @unchecked Sendable {
         stats.generationTokens += 1
         metrics.generationTokens.increment()
         if g.endTokens.contains(token) {
-            finishSample(seq, .stop)
+            finishSample(seq, .stop, flush: true)
             return true
         }
         seq.outputCount += 1
         seq.history.append(token)
         let piece = (try? seq.decoder.append(token)) ?? ""
         let (text, stopped) = seq.stopper.append(piece)
-        if seq.group.channel.push(.token(GeneratedToken(token: token, text: text, logprob: logprob, topLogprobs: top), sample: seq.sample)) {
-            // The consumer is behind: the next step leaves this request out (see `run`).
-        }
+        // A full buffer holds the request out of the next step (`run` reads the channel's flag).
+        seq.group.channel.push(.token(GeneratedToken(token: token, text: text, logprob: logprob, topLogprobs: top), sample: seq.sample))
         if stopped {
-            finishSample(seq, .stop)
+            finishSample(seq, .stop, flush: false)  // what followed the stop string is not part of the answer
             return true
         }
         if seq.outputCount >= g.request.parameters.maxTokens {
-            finishSample(seq, .length)
+            finishSample(seq, .length, flush: true)
             return true
         }
         return false
     }
 
     func completion(_ seq: LiveSequence, _ reason: FinishReason, trailing: String = "") -> GenerationCompletion {
-        let slot = seq.group.slots.first { live[$0] === seq }
+        let slot: Int? = seq.slot >= 0 ? seq.slot : nil
         let t = seq.lastToken
         return GenerationCompletion(
             sample: seq.sample, finishReason: reason, promptTokens: seq.group.request.promptTokens.count,
@@ -388,8 +392,10 @@ final class EngineCore: @unchecked Sendable {
             latency: seconds(seq.group.submitted, t), preemptions: slot.map { state.preemptions(of: $0) } ?? 0)
     }
 
-    func finishSample(_ seq: LiveSequence, _ reason: FinishReason) {
-        let tail = reason == .length ? seq.stopper.append(seq.decoder.finish()).emit + seq.stopper.finish() : ""
+    /// Ends a sample; `flush` emits the text still held back (an incomplete character or a partial stop
+    /// string) — true unless a stop string matched, whose remainder is dropped.
+    func finishSample(_ seq: LiveSequence, _ reason: FinishReason, flush: Bool) {
+        let tail = flush ? seq.stopper.append(seq.decoder.finish()).emit + seq.stopper.finish() : ""
         let c = completion(seq, reason, trailing: tail)
         metrics.requestFinished(c, reason: reason.rawValue)
         seq.group.channel.push(.finished(c))
@@ -397,7 +403,7 @@ final class EngineCore: @unchecked Sendable {
     }
 
     /// A finished sample's sequence is gone from the scheduler: forget it; end the stream after the last sample.
-    func retireSample(_ slot: Int, aborted: Bool = false) {
+    func retireSample(_ slot: Int) {
         guard let seq = live.removeValue(forKey: slot) else { return }
         seq.group.slots.remove(slot)
         closeIfDone(seq.group)

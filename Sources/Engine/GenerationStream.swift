@@ -105,8 +105,6 @@ final class EventChannel: Sendable {
         if first { onCancel() }
     }
 
-    var isCancelled: Bool { state.withLock { $0.cancelled } }
-
     func next() async throws -> GenerationEvent? {
         enum Step { case event(GenerationEvent, drained: Bool), end, fail(any Error), wait }
         let step: Step = state.withLock { s in

@@ -123,11 +123,13 @@ public final class InferenceEngine: Sendable {
         guard request.samples >= 1, request.samples <= 128 else {
             throw EngineError(.invalidRequest, "n is \(request.samples); ask for 1 … 128 samples")
         }
-        guard request.priority.magnitude <= UInt(InferenceRequest.maximumPriorityMagnitude) else {
-            throw EngineError(.invalidRequest, "priority \(request.priority) is outside ±\(InferenceRequest.maximumPriorityMagnitude)")
-        }
+        // The scheduler's own checks (lengths, priority range), then whether it could ever run here.
         let probe = InferenceRequest(id: 0, arrivalTime: 0, promptTokens: request.promptTokens.count,
-                                     outputTokens: request.parameters.maxTokens, promptTokenIDs: request.promptTokens)
+                                     outputTokens: request.parameters.maxTokens, priority: request.priority, promptTokenIDs: request.promptTokens)
+        do { try probe.validate() } catch {
+            let message = (error as? SchedulingError)?.message ?? "\(error)"
+            throw EngineError(.invalidRequest, message.replacingOccurrences(of: "request 0 ", with: "the request "))
+        }
         if let reason = admission.rejectionReason(for: probe) {
             throw EngineError(.requestTooLarge, "\(reason); shorten the prompt or lower max_tokens")
         }

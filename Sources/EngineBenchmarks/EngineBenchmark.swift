@@ -42,8 +42,7 @@ public enum EngineBenchmark {
             threads: threads, kvCacheTokens: parallel * (p + n) + 64, blockSize: 16, contextLength: p + n + 16,
             limits: SchedulerLimits(maxNumSeqs: parallel, maxBatchedTokens: budget), enablePrefixCaching: false, watermark: 0,
             streamBufferLimit: n + 8)
-        let engine = try InferenceEngine(model: model, configuration: configuration)
-        defer { Task { await engine.shutdown(.cancel) } }
+        let engine = try InferenceEngine(model: model, configuration: configuration)  // on a throw, its deinit stops it
         var rng = SimulationRandom(seed: seed)
         let parameters = GenerationParameters(sampling: .greedy, maxTokens: n, ignoreEOS: true)
         // Warm-up: scratch buffers grow to this batch shape once.
@@ -64,12 +63,14 @@ public enum EngineBenchmark {
         let end = times.compactMap(\.last).max() ?? boundary
         let after = times.reduce(0) { $0 + $1.filter { $0 > boundary }.count }
         let pre = Double(boundary - start) / 1e9, dec = Double(end - boundary) / 1e9
+        let steps = engine.statistics().steps - steps0
+        await engine.shutdown()
         return ThroughputPoint(
             parallel: parallel, promptTokens: p, outputTokens: n, prefillSeconds: pre, decodeSeconds: dec,
             prefillTokensPerSecond: Double(parallel * p) / max(pre, 1e-9),
             decodeTokensPerSecond: Double(after) / max(dec, 1e-9),
             totalTokensPerSecond: Double(parallel * (p + n)) / max(Double(end - start) / 1e9, 1e-9),
-            steps: engine.statistics().steps - steps0)
+            steps: steps)
     }
 
     /// Speculative decoding on one request: the same greedy generation with and without prompt-lookup drafts.

@@ -215,6 +215,10 @@ public final class TextGenerator {
             if firstTokenAt == 0 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
             if endTokens.contains(pick.token) {
                 result.finishReason = .stop
+                // Text held back (an incomplete character, a partial stop string that never matched) is answer text.
+                let tail = stopper.append(decoder.finish()).emit + stopper.finish()
+                result.text += tail
+                if !tail.isEmpty, let last = result.tokens.last { _ = onToken(GeneratedToken(token: last, text: tail, logprob: nil, topLogprobs: [])) }
                 break
             }
             result.tokens.append(pick.token)

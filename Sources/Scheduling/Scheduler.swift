@@ -408,9 +408,9 @@ public struct SchedulerState: Sendable {
     }
 
     func kvPrompt(_ s: Slot, slot: Int, length: Int) -> KVPrompt {
+        let salt = s.request.cacheSalt.map { CacheSalt(rawValue: $0) } ?? .none
         if drivesModel {
             // Real ids for every position: the prompt and the tokens generated so far.
-            let salt = s.request.cacheSalt.map { CacheSalt(rawValue: $0) } ?? .none
             return .tokens(Array(tokenIDs[slot].prefix(length)), salt: salt, maxNewTokens: s.request.outputTokens - s.generated)
         }
         if let ids = s.request.promptTokenIDs, kvConfiguration.enablePrefixCaching {
@@ -419,7 +419,7 @@ public struct SchedulerState: Sendable {
             for i in ids.count..<max(ids.count, length) {
                 tokens.append(Int(truncatingIfNeeded: mix(UInt64(s.seq) &+ 0xA11CE, UInt64(i)) % 32_000) + 1 << 40)
             }
-            return .tokens(Array(tokens.prefix(length)), maxNewTokens: s.request.outputTokens - s.generated)
+            return .tokens(Array(tokens.prefix(length)), salt: salt, maxNewTokens: s.request.outputTokens - s.generated)
         }
         guard let prefix = s.request.sharedPrefix, kvConfiguration.enablePrefixCaching else {
             return .length(length, maxNewTokens: s.request.outputTokens - s.generated)
@@ -434,7 +434,7 @@ public struct SchedulerState: Sendable {
                 tokens.append(Int(truncatingIfNeeded: mix(UInt64(s.seq) &+ 0xA11CE, UInt64(i)) % 32_000) + 32_000)
             }
         }
-        return .tokens(tokens, maxNewTokens: s.request.outputTokens - s.generated)
+        return .tokens(tokens, salt: salt, maxNewTokens: s.request.outputTokens - s.generated)
     }
 
     /// Adds `tokens` of `slot` (a running request) to the batch, growing its KV when needed.

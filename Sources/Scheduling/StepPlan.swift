@@ -135,9 +135,6 @@ extension SchedulerState {
     /// Tokens generated so far for `slot`.
     public func generatedCount(_ slot: Int) -> Int { slots[slot].generated }
 
-    /// The running slots' request ids and slots (for an executor's bookkeeping).
-    public func slot(ofRunningRequest id: Int) -> Int? { running.first { slots[$0].request.id == id } }
-
     /// Writes the step the policy just built into `plan`: tokens, positions, block tables and
     /// the copy-on-write copies to perform first.
     public func makePlan(_ plan: inout StepPlan) {

@@ -64,10 +64,9 @@ enum ParallelGeneration {
         var streams: [GenerationStream] = []
         do {
             for i in 0..<count {
-                var sampling = SamplingParameters(
+                let sampling = SamplingParameters(
                     temperature: c.greedy ? 0 : c.temperature, topK: c.topK, topP: c.topP, minP: c.minP, repetitionPenalty: c.repetitionPenalty,
                     presencePenalty: c.presencePenalty, frequencyPenalty: c.frequencyPenalty, seed: c.seed.map { $0 &+ UInt64(i) })
-                if c.greedy { sampling.temperature = 0 }
                 let parameters = GenerationParameters(sampling: sampling, maxTokens: c.maxTokens, minTokens: c.minTokens, stop: c.stop, ignoreEOS: c.ignoreEOS)
                 streams.append(try engine.generate(EngineRequest(promptTokens: prompts[i % prompts.count], parameters: parameters)))
             }

@@ -313,6 +313,34 @@ struct RealEngineTests {
         #expect(engine.statistics().activeBlocks == 0)
     }
 
+    @Test("text held back for a stop string that never completes is emitted when EOS ends the answer (engine and generator)")
+    func heldTextAtEOS() async throws {
+        let model = try await TestModels.smol()
+        let engine = try InferenceEngine(model: model, configuration: EngineConfiguration(kvCacheTokens: 2048))
+        let prompt = try model.chatPrompt([.init(role: "user", content: "What is the capital of France? Answer in one short sentence.")])
+        let plain = GenerationParameters(sampling: .greedy, maxTokens: 120)
+        let free = try await collect(try engine.generate(EngineRequest(promptTokens: prompt, parameters: plain)))
+        let done = try #require(free.completions.first)
+        try #require(done.finishReason == .stop, "the answer should end with EOS within 120 tokens")
+        let text = free.text[0]
+        let last = try #require(text.last)
+        // A stop string that starts with the answer's last character and can never complete.
+        var stopping = plain
+        stopping.stop = [String(last) + "\u{1}\u{2}"]
+        let held = stopping
+        let withStop = try await collect(try engine.generate(EngineRequest(promptTokens: prompt, parameters: held)))
+        #expect(withStop.text[0] == text, "the held-back last character was lost at EOS")
+        let generated = try await offCooperativePool {
+            let g = try TextGenerator(model: model, threads: 2, contextLimit: 1024, kvPrecision: .float16)
+            var streamed = ""
+            let r = try g.generate(promptTokens: prompt, parameters: held) { streamed += $0.text; return true }
+            return (r.text, streamed)
+        }
+        #expect(generated.0 == text)
+        #expect(generated.1 == text, "the streamed pieces add up to the text")
+        await engine.shutdown()
+    }
+
     @Test("speculative decoding (prompt lookup) gives the greedy output token for token, and accepts drafts on repetitive text")
     func speculativeEqualsPlain() async throws {
         let model = try await TestModels.smol()
