@@ -9,16 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 OUT=${2:-Documentation/benchmarks/engine-run}
-MODEL=${MODEL:-.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
-THREADS=${THREADS:-2}
+. Benchmarks/side-by-side.sh
 NPL=${NPL:-1,4,8,16,32,64}
-INFERKIT=${INFERKIT:-$(swift build -c release --show-bin-path 2>/dev/null)/inferkit}
 LLAMA_BATCHED_BENCH=${LLAMA_BATCHED_BENCH:-/tmp/llama.cpp-build/build/bin/llama-batched-bench}
-ISA_FLAG=${ISA:+--isa $ISA}
-mkdir -p "$OUT"
-[ -x "$INFERKIT" ] || { echo "error: no inferkit at $INFERKIT; build it with swift build -c release --product inferkit" >&2; exit 1; }
-[ -x "$LLAMA_BATCHED_BENCH" ] || { echo "error: no llama-batched-bench at $LLAMA_BATCHED_BENCH; run Benchmarks/llama-cpp/build.sh" >&2; exit 1; }
-{ lscpu | grep -E "Model name|^CPU\(s\)|Flags" | sed 's/\(Flags:.\{0,40\}\).*\(avx512_vnni\|avx2\).*/\1 … \2 …/'; uptime; } > "$OUT/machine.txt"
+need_tool "$LLAMA_BATCHED_BENCH" llama-batched-bench
+write_machine "$OUT"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: inferkit bench engine" >&2
   "$INFERKIT" bench engine "$MODEL" --npl "$NPL" -p 128 -n 128 -r 1 -t "$THREADS" $ISA_FLAG --json > "$OUT/inferkit-$r.json" 2> /dev/null
